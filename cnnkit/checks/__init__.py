@@ -1,0 +1,116 @@
+"""Exercise checks: compare a student's answer with a reference and say what is wrong.
+
+Every check raises :class:`CheckFailed` (an ``AssertionError``) with a message a
+student can act on, or prints one line starting with ``"Passed:"``. The topic
+modules (``cnnkit.checks.convolution``, ...) build on the helpers here::
+
+    from cnnkit.checks import expect_array, passed
+    def check_relu(relu):
+        x = np.linspace(-2, 2, 9)
+        expect_array("relu(x)", relu(x), np.maximum(x, 0))
+        passed("relu matches max(0, x)")
+"""
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+
+TOPICS = ("convolution", "pooling", "normalization", "batchnorm_dropout", "parameters",
+          "one_by_one", "architectures", "optimizers", "capstone")
+
+
+class CheckFailed(AssertionError):
+    """An exercise check did not pass; the message says what to fix."""
+
+
+def fail(message: str):
+    raise CheckFailed(message)
+
+
+def passed(message: str) -> None:
+    print(f"Passed: {message}")
+
+
+def unanswered(value, name: str) -> None:
+    """Fail when ``value`` is None or Ellipsis (the answer was left empty)."""
+    if value is None or value is Ellipsis:
+        fail(f"{name} is {value!r}: write your answer in the cell above and run it")
+
+
+def expect_callable(fn, name: str) -> None:
+    if not callable(fn):
+        fail(f"{name} should be a function, but it is {type(fn).__name__}")
+
+
+def expect_shape(name: str, got, expected: tuple) -> np.ndarray:
+    """Return ``got`` as an array, failing with a readable message if its shape differs."""
+    unanswered(got, name)
+    try:
+        arr = np.asarray(got)
+    except Exception as exc:
+        fail(f"{name} could not be turned into an array: {exc}")
+    if arr.dtype == object:
+        fail(f"{name} should be a numeric array, but it holds {type(got).__name__} items of mixed shape")
+    expected = tuple(expected)
+    if arr.shape != expected:
+        hint = ""
+        if arr.ndim == len(expected):
+            diffs = [g - e for g, e in zip(arr.shape, expected)]
+            if any(d != 0 for d in diffs) and all(abs(d) <= 2 for d in diffs):
+                hint = " (off by a row or column or two: check the output-size formula, the padding and the range of your loops)"
+        elif arr.size == int(np.prod(expected)):
+            hint = " (same number of elements: a reshape or transpose is missing or in the wrong order)"
+        fail(f"{name} has shape {arr.shape}, expected {expected}{hint}")
+    return arr
+
+
+def expect_array(name: str, got, expected, *, rtol: float = 1e-5, atol: float = 1e-6) -> np.ndarray:
+    """Fail unless ``got`` has ``expected``'s shape and values (within rtol/atol)."""
+    expected = np.asarray(expected)
+    arr = expect_shape(name, got, expected.shape)
+    if not np.issubdtype(arr.dtype, np.number) and arr.dtype != bool:
+        fail(f"{name} should hold numbers, got dtype {arr.dtype}")
+    if not np.all(np.isfinite(arr)):
+        fail(f"{name} contains NaN or infinity at {np.argwhere(~np.isfinite(arr))[:3].tolist()}")
+    close = np.isclose(arr, expected, rtol=rtol, atol=atol)
+    if not close.all():
+        bad = np.argwhere(~close)
+        first = tuple(int(i) for i in bad[0]) if bad.size else ()
+        n_bad = int((~close).sum())
+        fail(
+            f"{name}: {n_bad} of {arr.size} values differ; first at index {first}: "
+            f"got {arr[first]!r}, expected {expected[first]!r}"
+        )
+    return arr
+
+
+def expect_equal(name: str, got, expected) -> None:
+    """Fail unless ``got == expected`` (for ints, strings, tuples)."""
+    unanswered(got, name)
+    if isinstance(expected, tuple) and isinstance(got, list):
+        got = tuple(got)
+    if got != expected:
+        hint = ""
+        if isinstance(expected, int) and isinstance(got, (int, np.integer)) and abs(int(got) - expected) == 1:
+            hint = " (off by one: did you forget the +1, or round instead of taking the floor?)"
+        fail(f"{name} is {got!r}, expected {expected!r}{hint}")
+
+
+def expect_close(name: str, got, expected: float, *, rtol: float = 1e-6, atol: float = 1e-9) -> None:
+    """Fail unless the scalar ``got`` is within tolerance of ``expected``."""
+    unanswered(got, name)
+    try:
+        value = float(got)
+    except (TypeError, ValueError):
+        fail(f"{name} should be a number, got {type(got).__name__}")
+    if not np.isclose(value, expected, rtol=rtol, atol=atol):
+        fail(f"{name} is {value!r}, expected {expected!r}")
+
+
+def __getattr__(name: str):
+    if name in TOPICS:
+        module = importlib.import_module(f"cnnkit.checks.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'cnnkit.checks' has no attribute {name!r}")

@@ -1,0 +1,418 @@
+"""Datasets for the lessons: CIFAR-10 (read safely, never downloaded silently twice) and an offline stand-in.
+
+Shapes and dtypes everywhere: images ``uint8`` of shape (N, 32, 32, 3) (NHWC,
+0..255), labels ``int64`` of shape (N,) with values 0..9.
+
+* :func:`load_cifar10` reads the official python layout (a ``cifar-10-batches-py``
+  folder or ``cifar-10-python.tar.gz``) from ``data_dir``, ``$CNNKIT_DATA_DIR``
+  or Keras' cache, and downloads through Keras only when none of them has it.
+  The pickled batches are read with a restricted unpickler that admits nothing
+  but the numpy array reconstruction, so a data file cannot run code.
+* :func:`make_offline` generates, deterministically, ten classes of synthetic
+  32x32 colour pictures (shapes and textures) with CIFAR-10's shapes and dtypes,
+  for machines with no network. It is only ever used when asked for:
+  ``load_dataset("offline")`` or ``CNNKIT_DATASET=offline``.
+* :func:`train_val_split` and :func:`stratified_subset` split and shrink data
+  with every class kept in proportion, from a seed.
+"""
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import tarfile
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+CLASS_NAMES = (
+    "airplane", "automobile", "bird", "cat", "deer",
+    "dog", "frog", "horse", "ship", "truck",
+)
+OFFLINE_CLASS_NAMES = (
+    "circle", "ring", "square", "diamond", "cross",
+    "horizontal stripes", "vertical stripes", "diagonal stripes", "checkerboard", "dots",
+)
+DATASETS = ("cifar10", "offline")
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+CIFAR10_SHA256 = "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"
+FOLDER = "cifar-10-batches-py"
+ARCHIVE = "cifar-10-python.tar.gz"
+TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+TEST_BATCH = "test_batch"
+
+
+class DataNotFoundError(FileNotFoundError):
+    """CIFAR-10 was found in none of the places looked at, and could not be downloaded."""
+
+
+class CorruptDataError(ValueError):
+    """A data file exists but is truncated, altered or not CIFAR-10."""
+
+
+# --------------------------------------------------------------------------- containers
+
+
+@dataclass(frozen=True, repr=False)
+class Dataset:
+    """Train and test arrays with their class names and where they came from.
+
+    Unpacks like Keras' loaders: ``(x_train, y_train), (x_test, y_test) = dataset``.
+    """
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: tuple[str, ...]
+    source: str = field(default="")
+
+    def __iter__(self):
+        yield (self.x_train, self.y_train)
+        yield (self.x_test, self.y_test)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def describe(self) -> str:
+        """One line: which dataset, from where, how many images of which shape."""
+        return (
+            f"dataset: {self.name} ({self.source}) | train {self.x_train.shape} {self.x_train.dtype}"
+            f" | test {self.x_test.shape} | {self.num_classes} classes"
+        )
+
+    def __repr__(self) -> str:
+        return f"<Dataset {self.describe()}>"
+
+
+# --------------------------------------------------------------------------- safe unpickling
+
+
+def _numpy_globals():
+    from numpy._core import multiarray
+
+    allowed = {}
+    for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
+        allowed[(module, "_reconstruct")] = multiarray._reconstruct
+        allowed[(module, "scalar")] = multiarray.scalar
+    import codecs
+
+    # protocol-2 pickles written by Python 3 spell bytes as _codecs.encode(text, "latin1")
+    allowed[("_codecs", "encode")] = codecs.encode
+    allowed[("numpy", "ndarray")] = np.ndarray
+    allowed[("numpy", "dtype")] = np.dtype
+    return allowed
+
+
+class _ArraysOnlyUnpickler(pickle.Unpickler):
+    """An unpickler that admits only what numpy arrays need; any other global is refused."""
+
+    _allowed = None
+
+    def find_class(self, module, name):
+        if _ArraysOnlyUnpickler._allowed is None:
+            _ArraysOnlyUnpickler._allowed = _numpy_globals()
+        try:
+            return self._allowed[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(
+                f"refusing to load {module}.{name}: a CIFAR-10 batch holds only arrays, lists and bytes"
+            ) from None
+
+
+def safe_unpickle(data: bytes):
+    """Unpickle ``data`` admitting only dicts, lists, numbers, bytes and numpy arrays."""
+    return _ArraysOnlyUnpickler(io.BytesIO(data), encoding="bytes").load()
+
+
+def _batch_arrays(data: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """Decode one pickled CIFAR-10 batch into (images NHWC uint8, labels int64), validating it."""
+    try:
+        batch = safe_unpickle(data)
+    except Exception as exc:
+        raise CorruptDataError(
+            f"{where} is not a readable CIFAR-10 batch ({type(exc).__name__}: {exc}); "
+            "the file is truncated or altered: delete it and fetch the official archive again"
+        ) from None
+    if not isinstance(batch, dict):
+        raise CorruptDataError(f"{where}: expected a pickled dict, found {type(batch).__name__}")
+    keys = {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
+    if "data" not in keys or "labels" not in keys:
+        raise CorruptDataError(f"{where}: missing 'data' or 'labels' (keys found: {sorted(map(str, keys))})")
+    flat = keys["data"]
+    if not isinstance(flat, np.ndarray) or flat.dtype != np.uint8 or flat.ndim != 2 or flat.shape[1] != 3072:
+        shape = getattr(flat, "shape", None)
+        dtype = getattr(flat, "dtype", type(flat).__name__)
+        raise CorruptDataError(f"{where}: 'data' must be uint8 of shape (N, 3072), found {dtype} {shape}")
+    labels = np.asarray(keys["labels"])
+    if labels.shape != (flat.shape[0],) or not np.issubdtype(labels.dtype, np.integer):
+        raise CorruptDataError(
+            f"{where}: expected {flat.shape[0]} integer labels, found {labels.dtype} of shape {labels.shape}"
+        )
+    if labels.size and (labels.min() < 0 or labels.max() > 9):
+        raise CorruptDataError(f"{where}: labels must lie in 0..9, found {labels.min()}..{labels.max()}")
+    images = flat.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return np.ascontiguousarray(images), labels.astype(np.int64)
+
+
+def _read_folder(folder: Path) -> dict[str, bytes]:
+    missing = [n for n in (*TRAIN_BATCHES, TEST_BATCH) if not (folder / n).is_file()]
+    if missing:
+        raise CorruptDataError(f"{folder} lacks {', '.join(missing)}: it is not a complete CIFAR-10 folder")
+    return {n: (folder / n).read_bytes() for n in (*TRAIN_BATCHES, TEST_BATCH)}
+
+
+def _read_archive(archive: Path) -> dict[str, bytes]:
+    wanted = {f"{FOLDER}/{n}": n for n in (*TRAIN_BATCHES, TEST_BATCH)}
+    found: dict[str, bytes] = {}
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            for member in tar:
+                short = wanted.get(member.name.lstrip("./"))
+                if short and member.isfile():
+                    found[short] = tar.extractfile(member).read()
+    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
+        raise CorruptDataError(
+            f"{archive} cannot be read as a tar.gz archive ({type(exc).__name__}: {exc}); "
+            "it is truncated or altered: delete it and download it again"
+        ) from None
+    missing = [n for n in (*TRAIN_BATCHES, TEST_BATCH) if n not in found]
+    if missing:
+        raise CorruptDataError(f"{archive} lacks {', '.join(f'{FOLDER}/{m}' for m in missing)}")
+    return found
+
+
+def _assemble(raw: dict[str, bytes], where: Path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    parts = [_batch_arrays(raw[n], f"{where}/{n}" if where.is_dir() else f"{where}:{FOLDER}/{n}") for n in TRAIN_BATCHES]
+    x_train = np.concatenate([p[0] for p in parts])
+    y_train = np.concatenate([p[1] for p in parts])
+    test_where = f"{where}/{TEST_BATCH}" if where.is_dir() else f"{where}:{FOLDER}/{TEST_BATCH}"
+    x_test, y_test = _batch_arrays(raw[TEST_BATCH], test_where)
+    return (x_train, y_train), (x_test, y_test)
+
+
+def _candidates(path: Path) -> list[Path]:
+    """The places inside ``path`` where the official layout may sit."""
+    if path.name == FOLDER:
+        return [path]
+    if path.name.endswith((".tar.gz", ".tgz", ".tar")):
+        return [path]
+    return [path / FOLDER, path / ARCHIVE]
+
+
+def keras_cache_dir() -> Path:
+    """Keras' dataset cache: ``$KERAS_HOME/datasets`` or ``~/.keras/datasets``."""
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    return Path(home) / "datasets"
+
+
+def _keras_cache_candidates() -> list[Path]:
+    cache = keras_cache_dir()
+    return [cache / "cifar-10-batches-py-target" / FOLDER, cache / FOLDER, cache / ARCHIVE]
+
+
+def find_cifar10(data_dir: str | os.PathLike | None = None) -> Path | None:
+    """Return the first local copy of CIFAR-10 (folder or archive) or None. Nothing is read or downloaded."""
+    for place in _search_places(data_dir):
+        if place.exists():
+            return place
+    return None
+
+
+def _search_places(data_dir) -> list[Path]:
+    places: list[Path] = []
+    if data_dir is not None:
+        places += _candidates(Path(data_dir).expanduser())
+    elif os.environ.get("CNNKIT_DATA_DIR"):
+        places += _candidates(Path(os.environ["CNNKIT_DATA_DIR"]).expanduser())
+    places += _keras_cache_candidates()
+    return places
+
+
+def _read_place(place: Path):
+    raw = _read_folder(place) if place.is_dir() else _read_archive(place)
+    return _assemble(raw, place)
+
+
+def load_cifar10(data_dir: str | os.PathLike | None = None, *, download: bool = True):
+    """Load CIFAR-10 as ``(x_train, y_train), (x_test, y_test)``.
+
+    Shapes: x_train (50000, 32, 32, 3) uint8, y_train (50000,) int64, x_test
+    (10000, 32, 32, 3), y_test (10000,). Looks, in order, at
+
+    1. ``data_dir`` (or, when it is None, ``$CNNKIT_DATA_DIR``): a
+       ``cifar-10-batches-py`` folder or ``cifar-10-python.tar.gz`` inside it,
+       or the folder/archive itself;
+    2. Keras' cache (``~/.keras/datasets``);
+    3. a download through ``keras.utils.get_file`` (checked against the
+       official SHA-256), unless ``download=False``.
+
+    Raises :class:`DataNotFoundError` listing every place looked at and both
+    remedies, or :class:`CorruptDataError` naming a damaged file.
+    """
+    if data_dir is not None and not Path(data_dir).expanduser().exists():
+        raise DataNotFoundError(f"data_dir {str(data_dir)!r} does not exist")
+    looked = _search_places(data_dir)
+    for place in looked:
+        if place.exists():
+            return _read_place(place)
+    problem = "downloading was switched off (download=False)"
+    if download:
+        try:
+            import keras
+
+            target = keras.utils.get_file(
+                fname="cifar-10-batches-py-target", origin=CIFAR10_URL, extract=True, file_hash=CIFAR10_SHA256
+            )
+            return _read_place(Path(target) / FOLDER)
+        except CorruptDataError:
+            raise
+        except Exception as exc:  # no network, proxy, disk full, ...
+            problem = f"the download from {CIFAR10_URL} failed ({type(exc).__name__}: {exc})"
+    listing = "\n".join(f"  - {p}" for p in looked)
+    raise DataNotFoundError(
+        "CIFAR-10 was not found. Looked at:\n"
+        f"{listing}\nand {problem}.\n"
+        "Remedies: (1) connect to the network and call load_cifar10() again, which downloads it "
+        "into Keras' cache; or (2) download cifar-10-python.tar.gz from "
+        "https://www.cs.toronto.edu/~kriz/cifar.html, put it in a folder DIR and pass "
+        "data_dir=DIR or set CNNKIT_DATA_DIR=DIR. Without either, use the offline dataset: "
+        "load_dataset('offline') or CNNKIT_DATASET=offline."
+    )
+
+
+# --------------------------------------------------------------------------- offline dataset
+
+
+def _offline_masks(kind: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Boolean foreground masks (N, 32, 32) for the class ids in ``kind``; positions and sizes vary."""
+    n = kind.shape[0]
+    yy, xx = np.mgrid[0:32, 0:32].astype(np.float32)
+    yy, xx = yy[None], xx[None]
+    cy = rng.uniform(10, 22, n).astype(np.float32)[:, None, None]
+    cx = rng.uniform(10, 22, n).astype(np.float32)[:, None, None]
+    r = rng.uniform(6, 10, n).astype(np.float32)[:, None, None]
+    width = rng.uniform(1.5, 3.0, n).astype(np.float32)[:, None, None]
+    period = rng.uniform(5, 9, n).astype(np.float32)[:, None, None]
+    phase = rng.uniform(0, 2 * np.pi, n).astype(np.float32)[:, None, None]
+    dy, dx = yy - cy, xx - cx
+    dist2 = dy**2 + dx**2
+    k = kind[:, None, None]
+    masks = np.zeros((n, 32, 32), dtype=bool)
+    masks |= (k == 0) & (dist2 < r**2)
+    masks |= (k == 1) & (dist2 < r**2) & (dist2 > (r - 2 * width) ** 2)
+    masks |= (k == 2) & (np.maximum(np.abs(dy), np.abs(dx)) < r * 0.8)
+    masks |= (k == 3) & (np.abs(dy) + np.abs(dx) < r)
+    masks |= (k == 4) & (((np.abs(dx) < width) & (np.abs(dy) < r)) | ((np.abs(dy) < width) & (np.abs(dx) < r)))
+    wave = 2 * np.pi / period
+    masks |= (k == 5) & (np.sin(wave * yy + phase) > 0)
+    masks |= (k == 6) & (np.sin(wave * xx + phase) > 0)
+    masks |= (k == 7) & (np.sin(wave * (xx + yy) / np.sqrt(2) + phase) > 0)
+    masks |= (k == 8) & (np.sin(wave * xx + phase) * np.sin(wave * yy + phase) > 0)
+    cell = np.floor(period * 1.2)
+    masks |= (k == 9) & (((np.mod(xx + phase, cell) - cell / 2) ** 2 + (np.mod(yy + phase, cell) - cell / 2) ** 2) < (cell / 4) ** 2)
+    return masks
+
+
+@lru_cache(maxsize=4)
+def make_offline(n_train: int = 10000, n_test: int = 2000, seed: int = 0):
+    """Generate the offline dataset: ``(x_train, y_train), (x_test, y_test)``.
+
+    Ten balanced classes (:data:`OFFLINE_CLASS_NAMES`) of 32x32 RGB uint8
+    pictures: a shape or texture in one random colour on a background of a
+    contrasting random colour, at a random place and size, with pixel noise.
+    Colour says nothing about the class; only the spatial pattern does, so a
+    small CNN must learn shapes to score well. Deterministic for a given seed.
+    """
+    for value, name in ((n_train, "n_train"), (n_test, "n_test")):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 10:
+            raise ValueError(f"{name} must be an int >= 10 (one image per class at least), got {value!r}")
+    rng = np.random.default_rng(seed)
+    out = []
+    for n in (n_train, n_test):
+        labels = np.arange(n) % 10
+        rng.shuffle(labels)
+        masks = _offline_masks(labels, rng)
+        background = rng.uniform(0, 255, (n, 1, 1, 3))
+        foreground = np.mod(background + 128 + rng.uniform(-40, 40, (n, 1, 1, 3)), 256)
+        images = np.where(masks[..., None], foreground, background)
+        images += rng.normal(0, 14, images.shape)
+        out.append((np.clip(images, 0, 255).astype(np.uint8), labels.astype(np.int64)))
+    for arrays in out:
+        for a in arrays:
+            a.setflags(write=False)
+    return tuple(out)
+
+
+def load_dataset(name: str | None = None, data_dir: str | os.PathLike | None = None, *, download: bool = True) -> Dataset:
+    """Load a dataset by name: ``"cifar10"`` (the default) or ``"offline"``.
+
+    With ``name=None`` the environment variable ``CNNKIT_DATASET`` decides, and
+    CIFAR-10 is used when it is unset. The offline dataset is never substituted
+    silently: a missing CIFAR-10 raises :class:`DataNotFoundError`.
+    """
+    chosen = (name or os.environ.get("CNNKIT_DATASET") or "cifar10").strip().lower().replace("-", "")
+    if chosen not in DATASETS:
+        raise ValueError(f"unknown dataset {name or chosen!r}; expected one of {', '.join(DATASETS)}")
+    if chosen == "offline":
+        (xtr, ytr), (xte, yte) = make_offline()
+        return Dataset("offline", xtr, ytr, xte, yte, OFFLINE_CLASS_NAMES, "generated by cnnkit.data.make_offline")
+    source = find_cifar10(data_dir)
+    (xtr, ytr), (xte, yte) = load_cifar10(data_dir, download=download)
+    where = str(source) if source is not None else f"downloaded to {keras_cache_dir()}"
+    return Dataset("cifar10", xtr, ytr, xte, yte, CLASS_NAMES, where)
+
+
+# --------------------------------------------------------------------------- splits
+
+
+def _check_xy(x, y):
+    x, y = np.asarray(x), np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"labels must have shape (N,), got {y.shape}")
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"x has {x.shape[0]} samples but y has {y.shape[0]}")
+    return x, y
+
+
+def stratified_indices(y, fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Split indices 0..N-1 into (rest, chosen) with ``fraction`` of every class chosen.
+
+    Each class contributes ``round(fraction * n_class)`` indices to ``chosen``.
+    Both outputs are shuffled with ``seed``.
+    """
+    y = np.asarray(y)
+    if not 0 < fraction < 1:
+        raise ValueError(f"fraction must be in (0, 1), got {fraction}")
+    rng = np.random.default_rng(seed)
+    chosen, rest = [], []
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        k = int(round(fraction * idx.size))
+        chosen.append(idx[:k])
+        rest.append(idx[k:])
+    return rng.permutation(np.concatenate(rest)), rng.permutation(np.concatenate(chosen))
+
+
+def train_val_split(x, y, val_fraction: float = 0.1, seed: int = 0):
+    """Stratified split: ``(x_train, y_train), (x_val, y_val)``, ``val_fraction`` of each class held out."""
+    x, y = _check_xy(x, y)
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    train_idx, val_idx = stratified_indices(y, val_fraction, seed)
+    return (x[train_idx], y[train_idx]), (x[val_idx], y[val_idx])
+
+
+def stratified_subset(x, y, n: int, seed: int = 0):
+    """Return ``(x_sub, y_sub)``: ``n`` samples (about n/classes of each class), chosen with ``seed``."""
+    x, y = _check_xy(x, y)
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 0 < n <= len(y):
+        raise ValueError(f"n must be an int in 1..{len(y)}, got {n!r}")
+    if n == len(y):
+        return x, y
+    _, idx = stratified_indices(y, n / len(y), seed)
+    return x[idx], y[idx]

@@ -1,0 +1,142 @@
+"""Notebook set-up: quiet logs, seeds, version guard, fast mode.
+
+Every lesson starts with ``ck.setup()``. It
+
+* silences TensorFlow's C++ start-up chatter (must happen before TensorFlow is
+  imported, so call it first);
+* seeds Python, numpy and TensorFlow/Keras (``keras.utils.set_random_seed``);
+* checks that numpy, TensorFlow and Keras are inside the range the kit is tested
+  with and, when they are not, says what to install;
+* reports whether fast mode is on.
+
+Fast mode (environment variable ``CNNKIT_FAST=1``) shrinks training budgets so
+that the whole course runs in minutes; the default is the full lesson.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import warnings
+
+import numpy as np
+
+# Tested ranges: (inclusive lower bound, exclusive upper bound), compared on (major, minor).
+TESTED = {
+    "numpy": ((1, 26), (3, 0)),
+    "tensorflow": ((2, 16), (3, 0)),
+    "keras": ((3, 0), (4, 0)),
+}
+INSTALL_HINT = 'pip install "numpy>=1.26,<3" "tensorflow-cpu>=2.16,<3" "keras>=3,<4"'
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def fast_mode() -> bool:
+    """True when ``CNNKIT_FAST`` is set to 1/true/yes/on (case-insensitive)."""
+    return os.environ.get("CNNKIT_FAST", "").strip().lower() in _TRUE
+
+
+def budget(full, fast):
+    """Return ``fast`` in fast mode and ``full`` otherwise.
+
+    >>> epochs = budget(full=10, fast=1)
+    """
+    return fast if fast_mode() else full
+
+
+def _version_tuple(text: str) -> tuple[int, int]:
+    parts = []
+    for piece in text.split(".")[:2]:
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    while len(parts) < 2:
+        parts.append(0)
+    return tuple(parts)
+
+
+def check_versions(versions: dict[str, str]) -> list[str]:
+    """Return one message per package outside its tested range (empty when all fit)."""
+    problems = []
+    for name, (low, high) in TESTED.items():
+        if name not in versions:
+            continue
+        got = _version_tuple(versions[name])
+        if not (low <= got < high):
+            problems.append(
+                f"{name} {versions[name]} is outside the tested range "
+                f">={low[0]}.{low[1]},<{high[0]}.{high[1]}"
+            )
+    return problems
+
+
+def quiet_tensorflow() -> None:
+    """Hide TensorFlow's C++ info/warning logs; effective only before TF is imported."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+
+@contextlib.contextmanager
+def _stderr_silenced():
+    """Send file descriptor 2 to /dev/null for the duration (TensorFlow's C++ start-up lines)."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no real stderr (some embedded hosts)
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def import_tensorflow():
+    """Import TensorFlow with its C++ start-up banner hidden; return the module."""
+    quiet_tensorflow()
+    import sys
+
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    with _stderr_silenced():
+        import tensorflow as tf
+    tf.get_logger().setLevel("ERROR")
+    return tf
+
+
+def seed_everything(seed: int = 0) -> None:
+    """Seed Python's ``random``, numpy's global generator, TensorFlow and Keras."""
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    random.seed(int(seed))
+    np.random.seed(int(seed))
+    import keras
+
+    keras.utils.set_random_seed(int(seed))
+
+
+def setup(seed: int = 0, *, verbose: bool = True) -> dict[str, str]:
+    """Prepare a notebook: quiet logs, seeds, version guard; return the versions.
+
+    Prints one line such as
+    ``cnnkit 0.1.0 | numpy 2.4.6 | TensorFlow 2.21.0 | Keras 3.15.1 | fast mode: off``
+    and warns (with the pip command to fix it) when a version is outside the
+    tested range.
+    """
+    tf = import_tensorflow()
+    import keras
+
+    from cnnkit import __version__
+
+    versions = {"numpy": np.__version__, "tensorflow": tf.__version__, "keras": keras.__version__}
+    for problem in check_versions(versions):
+        warnings.warn(f"{problem}; the lessons may fail. Fix with: {INSTALL_HINT}", stacklevel=2)
+    seed_everything(seed)
+    if verbose:
+        print(
+            f"cnnkit {__version__} | numpy {versions['numpy']} | TensorFlow {versions['tensorflow']}"
+            f" | Keras {versions['keras']} | fast mode: {'on' if fast_mode() else 'off'}"
+        )
+    return versions

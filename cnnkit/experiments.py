@@ -1,0 +1,118 @@
+"""Small, seeded training experiments shared by the lessons.
+
+``small_cnn`` builds the lessons' workhorse network; ``train`` fits it with a
+fixed seed and budget and returns a plain history dict; ``compare`` runs the
+same experiment for several model builders so that curves can be put side by
+side (``cnnkit.plotting.training_curves``).
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+
+from cnnkit.pipeline import make_dataset
+
+
+def small_cnn(input_shape=(32, 32, 3), classes: int = 10, *, widths=(32, 64, 128),
+              batch_norm: bool = False, dropout: float = 0.0, seed: int = 0, name: str = "small_cnn"):
+    """A VGG-style CNN: per width, Conv3x3 -> [BN] -> ReLU -> MaxPool2x2 -> [Dropout]; then GAP -> Dense.
+
+    Shapes: input ``input_shape`` (H, W, C); output (classes,) softmax
+    probabilities. With ``batch_norm`` the convolutions have no bias (BN's beta
+    replaces it). ``dropout`` is the rate after each block and before the head.
+    """
+    import keras
+    from keras import layers
+
+    if not widths:
+        raise ValueError("widths must name at least one block, got an empty sequence")
+    if not 0 <= dropout < 1:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    x = inputs
+    for i, width in enumerate(widths, start=1):
+        x = layers.Conv2D(width, 3, padding="same", use_bias=not batch_norm, name=f"conv{i}")(x)
+        if batch_norm:
+            x = layers.BatchNormalization(name=f"bn{i}")(x)
+        x = layers.ReLU(name=f"relu{i}")(x)
+        x = layers.MaxPooling2D(2, name=f"pool{i}")(x)
+        if dropout:
+            x = layers.Dropout(dropout, name=f"drop{i}")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    outputs = layers.Dense(classes, activation="softmax", name="classifier")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def _optimizer(optimizer, learning_rate):
+    import keras
+
+    if not isinstance(optimizer, str):
+        return optimizer
+    makers = {
+        "adam": lambda: keras.optimizers.Adam(learning_rate),
+        "sgd": lambda: keras.optimizers.SGD(learning_rate),
+        "momentum": lambda: keras.optimizers.SGD(learning_rate, momentum=0.9),
+        "nesterov": lambda: keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True),
+        "rmsprop": lambda: keras.optimizers.RMSprop(learning_rate),
+    }
+    if optimizer.lower() not in makers:
+        raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {', '.join(makers)} or a Keras optimizer")
+    return makers[optimizer.lower()]()
+
+
+def train(model, train, val, *, epochs: int, batch_size: int = 128, optimizer="adam",
+          learning_rate: float = 1e-3, preprocess="scale", augment: bool = False, seed: int = 0,
+          verbose: int = 0, callbacks=None) -> dict:
+    """Compile and fit ``model`` on ``train = (x, y)``, validating on ``val = (x, y)``.
+
+    Images stay uint8 and are normalised per batch (``cnnkit.pipeline``). Loss:
+    sparse categorical cross-entropy; metric: accuracy. Returns a dict with
+    lists ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy`` (one value per
+    epoch) and ``seconds`` (wall time of the fit).
+    """
+    import keras
+
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
+        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    keras.utils.set_random_seed(seed)
+    model.compile(optimizer=_optimizer(optimizer, learning_rate),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    train_ds = make_dataset(*train, batch_size, shuffle=True, seed=seed, augment=augment, preprocess=preprocess)
+    val_ds = make_dataset(*val, 512, preprocess=preprocess)
+    start = time.perf_counter()
+    fit = model.fit(train_ds, validation_data=val_ds, epochs=int(epochs), verbose=verbose, shuffle=False,
+                    callbacks=list(callbacks or []))
+    history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
+    history["seconds"] = time.perf_counter() - start
+    return history
+
+
+def compare(builders: dict[str, Callable], train_data, val_data, **train_kwargs) -> dict[str, dict]:
+    """Train one fresh model per builder with identical data, seed and budget.
+
+    ``builders`` maps a label to a zero-argument function returning a Keras
+    model; ``train_kwargs`` go to :func:`train`, and a per-label override can be
+    given as ``train_kwargs["per_model"][label] = {...}`` (e.g. another
+    optimizer or preprocessing). Returns label -> history dict.
+    """
+    import keras
+
+    per_model = train_kwargs.pop("per_model", {})
+    unknown = set(per_model) - set(builders)
+    if unknown:
+        raise ValueError(f"per_model names unknown models {sorted(unknown)}; known: {sorted(builders)}")
+    results = {}
+    for label, build in builders.items():
+        keras.backend.clear_session()
+        kwargs = {**train_kwargs, **per_model.get(label, {})}
+        keras.utils.set_random_seed(kwargs.get("seed", 0))
+        results[label] = train(build(), train_data, val_data, **kwargs)
+    return results
+
+
+def final_gap(history: dict) -> float:
+    """Train minus validation accuracy at the last epoch (positive: the model overfits)."""
+    return float(history["accuracy"][-1] - history["val_accuracy"][-1])

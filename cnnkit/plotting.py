@@ -1,0 +1,214 @@
+"""Figures the lessons share: image grids, feature maps, curves, confusion matrices, histograms.
+
+Every function returns the matplotlib ``Figure`` it drew, so a notebook can
+save or further annotate it.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def _plt():
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _as_displayable(image):
+    """Scale an (H, W) or (H, W, C) image to something imshow shows faithfully."""
+    img = np.asarray(image)
+    if img.dtype == np.uint8:
+        return img
+    img = img.astype(np.float64)
+    if img.ndim == 3 and img.shape[-1] == 1:
+        img = img[..., 0]
+    lo, hi = np.nanmin(img), np.nanmax(img)
+    if img.ndim == 3 and (lo < 0 or hi > 1):
+        img = (img - lo) / (hi - lo) if hi > lo else np.zeros_like(img)
+    return img
+
+
+def image_grid(images, labels=None, class_names=None, ncols: int = 8, title: str | None = None,
+               size: float = 1.4, predictions=None):
+    """Show images (N, H, W[, C]) in a grid, captioned with their labels (and predictions, red when wrong)."""
+    plt = _plt()
+    images = np.asarray(images)
+    if images.ndim not in (3, 4):
+        raise ValueError(f"images must have shape (N, H, W) or (N, H, W, C), got {images.shape}")
+    n = images.shape[0]
+    ncols = max(1, min(ncols, n))
+    nrows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + (0.4 if title else 0)),
+                             squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= n:
+            continue
+        img = _as_displayable(images[i])
+        ax.imshow(img, cmap="gray" if img.ndim == 2 else None)
+        caption, color = "", "black"
+        if labels is not None:
+            name = lambda k: class_names[int(k)] if class_names is not None else str(int(k))  # noqa: E731
+            caption = name(labels[i])
+            if predictions is not None:
+                caption = f"{name(predictions[i])}\n(true: {caption})"
+                color = "black" if int(predictions[i]) == int(labels[i]) else "crimson"
+        if caption:
+            ax.set_title(caption, fontsize=8, color=color)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def feature_maps(maps, ncols: int = 8, title: str | None = None, cmap: str = "viridis",
+                 names=None, size: float = 1.6):
+    """Show the K channels of one feature map (H, W, K) side by side, each with its own colour scale."""
+    plt = _plt()
+    maps = np.asarray(maps)
+    if maps.ndim == 4 and maps.shape[0] == 1:
+        maps = maps[0]
+    if maps.ndim != 3:
+        raise ValueError(f"maps must have shape (H, W, K) (or (1, H, W, K)), got {maps.shape}")
+    k = maps.shape[-1]
+    ncols = max(1, min(ncols, k))
+    nrows = math.ceil(k / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + (0.4 if title else 0)),
+                             squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < k:
+            ax.imshow(maps[..., i], cmap=cmap)
+            ax.set_title(names[i] if names is not None else f"map {i}", fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(histories: dict, metrics=("loss", "accuracy"), title: str | None = None):
+    """Plot train (solid) and validation (dashed) curves of several runs, one panel per metric.
+
+    ``histories`` maps a label to a history dict (lists per metric, as returned
+    by ``cnnkit.experiments.train`` or ``keras.callbacks.History.history``).
+    """
+    plt = _plt()
+    if not histories:
+        raise ValueError("histories is empty: pass {label: history_dict}")
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 3.6), squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, metric in zip(axes.flat, metrics):
+        for j, (label, hist) in enumerate(histories.items()):
+            color = colors[j % len(colors)]
+            if metric in hist:
+                epochs = np.arange(1, len(hist[metric]) + 1)
+                ax.plot(epochs, hist[metric], "-o", ms=3, color=color, label=f"{label} (train)")
+            if f"val_{metric}" in hist:
+                epochs = np.arange(1, len(hist[f"val_{metric}"]) + 1)
+                ax.plot(epochs, hist[f"val_{metric}"], "--s", ms=3, color=color, label=f"{label} (val)")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    axes.flat[0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def confusion_counts(y_true, y_pred, num_classes: int) -> np.ndarray:
+    """Confusion matrix C (num_classes, num_classes): C[i, j] = images of class i predicted as j."""
+    y_true = np.asarray(y_true).astype(np.int64).ravel()
+    y_pred = np.asarray(y_pred).astype(np.int64).ravel()
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"y_true and y_pred differ in length: {y_true.shape} vs {y_pred.shape}")
+    return np.bincount(y_true * num_classes + y_pred, minlength=num_classes**2).reshape(num_classes, num_classes)
+
+
+def confusion_matrix(y_true, y_pred, class_names, normalize: bool = True, title: str | None = None):
+    """Draw the confusion matrix (rows: true class, columns: predicted), row-normalised by default."""
+    plt = _plt()
+    k = len(class_names)
+    counts = confusion_counts(y_true, y_pred, k)
+    shown = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1) if normalize else counts
+    fig, ax = plt.subplots(figsize=(0.62 * k + 2.4, 0.62 * k + 1.6))
+    im = ax.imshow(shown, cmap="Blues", vmin=0)
+    ax.set_xticks(range(k), class_names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(k), class_names, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    threshold = shown.max() / 2
+    for i in range(k):
+        for j in range(k):
+            text = f"{shown[i, j]:.2f}" if normalize else str(counts[i, j])
+            ax.text(j, i, text, ha="center", va="center", fontsize=6.5,
+                    color="white" if shown[i, j] > threshold else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_title(title or ("confusion matrix (row-normalised)" if normalize else "confusion matrix"))
+    fig.tight_layout()
+    return fig
+
+
+def channel_histograms(x, title: str | None = None, ax=None, bins: int = 64, max_values: int = 2_000_000):
+    """Histogram of each colour channel of images (N, H, W, C), drawn as outlines in R, G, B."""
+    plt = _plt()
+    x = np.asarray(x)
+    if x.ndim != 4:
+        raise ValueError(f"x must have shape (N, H, W, C), got {x.shape}")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5, 3.2))
+    else:
+        fig = ax.figure
+    step = max(1, x[..., 0].size // max_values)
+    colors = ("tab:red", "tab:green", "tab:blue") if x.shape[-1] == 3 else [None] * x.shape[-1]
+    names = ("R", "G", "B") if x.shape[-1] == 3 else [f"c{i}" for i in range(x.shape[-1])]
+    for c in range(x.shape[-1]):
+        values = x[..., c].ravel()[::step].astype(np.float32)
+        ax.hist(values, bins=bins, histtype="step", color=colors[c], label=names[c], density=True)
+    ax.set_xlabel("value")
+    ax.set_ylabel("density")
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+class LiveCurves:
+    """A Keras callback that redraws loss/accuracy curves in the notebook after every epoch.
+
+    Outside a notebook it draws nothing and just collects the history in ``self.history``.
+    """
+
+    def __new__(cls, *args, **kwargs):
+        import keras
+
+        class _LiveCurves(keras.callbacks.Callback):
+            def __init__(self, metrics=("loss", "accuracy"), title=None):
+                super().__init__()
+                self.metrics = tuple(metrics)
+                self.title = title
+                self.history: dict[str, list[float]] = {}
+                self._handle = None
+
+            def on_epoch_end(self, epoch, logs=None):
+                for key, value in (logs or {}).items():
+                    self.history.setdefault(key, []).append(float(value))
+                try:
+                    from IPython import get_ipython
+                    from IPython.display import display
+                except ImportError:
+                    return
+                if get_ipython() is None:
+                    return
+                plt = _plt()
+                fig = training_curves({"run": self.history}, self.metrics, title=self.title)
+                if self._handle is None:
+                    self._handle = display(fig, display_id=True)
+                else:
+                    self._handle.update(fig)
+                plt.close(fig)
+
+        return _LiveCurves(*args, **kwargs)

@@ -45,7 +45,8 @@ BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
 PLACEHOLDER = "raise NotImplementedError()"
 ROOT = Path(__file__).resolve().parent.parent
-ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# colour codes, raw or as JUnit XML spells the escape character it may not contain
+ANSI = re.compile(r"(?:\x1b|#x1B)\[[0-9;]*[A-Za-z]")
 # metadata that records when or where a notebook ran: never part of an exercise
 VOLATILE_CELL_METADATA = ("execution", "collapsed", "scrolled")
 
@@ -298,7 +299,7 @@ def run_with_nbval(nb, *, cell_timeout: int, timeout: int) -> tuple[dict[int, tu
         report = tmp_path / "report.xml"
         command = [
             sys.executable, "-m", "pytest", "submission.ipynb", "-q", "-p", "no:cacheprovider",
-            "--nbval-lax", "--nbval-current-env", f"--nbval-cell-timeout={cell_timeout}",
+            "--nbval-lax", "--nbval-current-env", f"--nbval-cell-timeout={cell_timeout}", "--color=no",
             "-c", "pytest.ini", "--rootdir", tmp, f"--junitxml={report}",
         ]
         env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}

@@ -113,6 +113,7 @@ def test_edited_and_deleted_checks_are_restored(demo, tmp_path):
     assert grade.total == 0
     assert "double(3) should be 6, got 4" in checks["check_double"].message
     assert "square root of 2" in checks["check_root"].message
+    assert all("#x1B" not in c.message and "\x1b" not in c.message for c in grade.checks)  # no colour codes
 
 
 def test_crash_and_endless_loop_cost_only_their_exercise(demo, tmp_path):

@@ -1,0 +1,135 @@
+"""Checks for lesson 06 (1x1 convolution): the per-pixel channel map, and a bottleneck's cost.
+
+References come from Keras: a ``Conv2D(K, 1)`` layer with the student's weights
+loaded, and small models whose parameters Keras counts and whose multiply-adds
+:func:`cnnkit.params.explain` computes (itself checked against TensorFlow's
+profiler in ``tests/test_params.py``).
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from cnnkit.checks import expect_callable, expect_shape, fail, passed
+
+# (H, W, C_in, K): the last is square (C_in == K) so that a transposed weight matrix shows
+ONE_BY_ONE_CASES = ((4, 5, 3, 2), (1, 1, 6, 4), (7, 3, 8, 16), (5, 5, 4, 4))
+# (H, W, C_in, C_mid, K, F) bottlenecks: the tutorial's and a few others
+BOTTLENECK_CASES = ((32, 32, 256, 64, 128, 5), (8, 8, 16, 4, 32, 3), (14, 10, 64, 16, 64, 3), (7, 7, 512, 128, 256, 1))
+
+
+def _keras():
+    from cnnkit.env import import_tensorflow
+
+    import_tensorflow()
+    import keras
+
+    return keras
+
+
+def _call(fn, name: str, *args):
+    try:
+        return fn(*args)
+    except NotImplementedError:
+        fail(f"{name} is not written yet: replace `raise NotImplementedError()` with your code")
+    except Exception as exc:  # a student's bug: report it, do not crash the check
+        shapes = ", ".join(str(np.shape(a)) if isinstance(a, np.ndarray) else repr(a) for a in args)
+        fail(f"{name}({shapes}) raised {type(exc).__name__}: {exc}")
+
+
+def keras_one_by_one(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Keras' ``Conv2D(K, 1)`` on one image ``x`` (H, W, C_in) with kernel ``w`` (C_in, K) and bias ``b`` (K,)."""
+    keras = _keras()
+    c_in, k = w.shape
+    layer = keras.layers.Conv2D(k, 1)
+    layer.build((None,) + x.shape)
+    layer.set_weights([w.reshape(1, 1, c_in, k), b])
+    return np.asarray(layer(x[None].astype("float32")))[0]
+
+
+def check_one_by_one(one_by_one_conv) -> None:
+    """``one_by_one_conv(x, w, b)``: x (H, W, C_in), w (C_in, K), b (K,) -> (H, W, K), as Keras' 1x1 Conv2D."""
+    expect_callable(one_by_one_conv, "one_by_one_conv")
+    rng = np.random.default_rng(5)
+    for h, wd, c_in, k in ONE_BY_ONE_CASES:
+        x = rng.normal(size=(h, wd, c_in)).astype("float32")
+        w = rng.normal(size=(c_in, k)).astype("float32")
+        b = rng.normal(size=(k,)).astype("float32")
+        expected = keras_one_by_one(x, w, b)
+        got = _call(one_by_one_conv, "one_by_one_conv", x, w, b)
+        where = f"on an input of shape {x.shape} with w of shape {w.shape}"
+        if np.shape(got) != expected.shape and np.size(got) == expected.size:
+            fail(f"one_by_one_conv {where} returned shape {np.shape(got)}, expected {expected.shape}: "
+                 "keep height and width in place and put the K output channels last")
+        got = expect_shape(f"one_by_one_conv {where}", got, expected.shape).astype("float64")
+        if np.allclose(got, expected, rtol=1e-4, atol=1e-4):
+            continue
+        if np.allclose(got, x @ w, rtol=1e-4, atol=1e-4):
+            fail(f"one_by_one_conv {where}: the bias is missing (add b[k] to every pixel of channel k)")
+        if c_in == k and np.allclose(got, x @ w.T + b, rtol=1e-4, atol=1e-4):
+            fail(f"one_by_one_conv {where}: the weight matrix is transposed; output channel k is "
+                 "sum over c of x[..., c] * w[c, k]")
+        bad = np.argwhere(~np.isclose(got, expected, rtol=1e-4, atol=1e-4))[0]
+        fail(f"one_by_one_conv {where}: value at (row, col, channel) {tuple(int(i) for i in bad)} is "
+             f"{got[tuple(bad)]:.4f}, Keras gives {expected[tuple(bad)]:.4f}; each output pixel is "
+             "x[i, j, :] @ w + b, the same linear map at every pixel")
+    passed(f"one_by_one_conv matches Keras' 1x1 Conv2D on {len(ONE_BY_ONE_CASES)} inputs")
+
+
+def reference_bottleneck(h: int, w: int, c_in: int, c_mid: int, k: int, f: int) -> tuple[int, int]:
+    """(parameters, multiply-adds) of 1x1 conv to ``c_mid`` then ``f x f`` 'same' conv to ``k``, both with bias."""
+    from cnnkit.params import explain
+
+    keras = _keras()
+    model = keras.Sequential([
+        keras.Input((h, w, c_in)),
+        keras.layers.Conv2D(c_mid, 1),
+        keras.layers.Conv2D(k, f, padding="same"),
+    ])
+    return model.count_params(), explain(model).multiply_adds
+
+
+def _pair_of_ints(value, name: str) -> tuple[int, int]:
+    if value is None or value is Ellipsis:
+        fail(f"{name} returned {value!r}: return a pair (parameters, multiply_adds)")
+    try:
+        params, madds = value
+    except (TypeError, ValueError):
+        fail(f"{name} should return a pair (parameters, multiply_adds), got {value!r}")
+    for label, v in (("parameters", params), ("multiply_adds", madds)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or v != int(v):
+            fail(f"{name}: {label} should be a whole number, got {v!r}")
+    return int(params), int(madds)
+
+
+def check_bottleneck_cost(bottleneck_cost) -> None:
+    """``bottleneck_cost(h, w, c_in, c_mid, k, f)`` -> (parameters, multiply-adds) of the two-layer bottleneck."""
+    expect_callable(bottleneck_cost, "bottleneck_cost")
+    for h, w, c_in, c_mid, k, f in BOTTLENECK_CASES:
+        args = (h, w, c_in, c_mid, k, f)
+        name = f"bottleneck_cost{args}"
+        params, madds = _pair_of_ints(_call(bottleneck_cost, "bottleneck_cost", *args), name)
+        exp_params, exp_madds = reference_bottleneck(*args)
+        if params != exp_params:
+            no_bias = c_in * c_mid + f * f * c_mid * k
+            hints = {
+                no_bias: f"you forgot the biases: one per filter of each layer (+{c_mid} + {k})",
+                no_bias + 2: f"the bias is one per filter: +{c_mid} for the 1x1 layer and +{k} for the {f}x{f} layer",
+                (c_in + 1) * c_mid + (f * f * c_in + 1) * k: f"the {f}x{f} convolution sees the {c_mid} reduced channels, not {c_in}",
+                (f * f * c_in + 1) * k: f"that is the cost without the bottleneck; add the 1x1 layer and use {c_mid} channels",
+            }
+            hint = hints.get(params, "")
+            fail(f"{name}: {params:,} parameters, Keras counts {exp_params:,}" + (f": {hint}" if hint else ""))
+        if madds != exp_madds:
+            per_pixel = c_in * c_mid + f * f * c_mid * k
+            hints = {
+                per_pixel: f"that is the count for one pixel: both layers run at all {h}*{w} positions",
+                exp_params: "parameters are not multiply-adds: every weight is used once at each output position",
+                (c_in * c_mid + f * f * c_mid * k + c_mid + k) * h * w:
+                    "multiply-adds count the products only; the bias additions are not included",
+                (c_in * c_mid + f * f * c_in * k) * h * w: f"the {f}x{f} layer multiplies over {c_mid} channels, not {c_in}",
+            }
+            hint = hints.get(madds, "")
+            fail(f"{name}: {madds:,} multiply-adds, expected {exp_madds:,}" + (f": {hint}" if hint else ""))
+    passed(f"bottleneck_cost matches Keras and cnnkit.params on {len(BOTTLENECK_CASES)} bottlenecks")

@@ -293,28 +293,40 @@ def _offline_masks(kind: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     n = kind.shape[0]
     yy, xx = np.mgrid[0:32, 0:32].astype(np.float32)
     yy, xx = yy[None], xx[None]
-    cy = rng.uniform(10, 22, n).astype(np.float32)[:, None, None]
-    cx = rng.uniform(10, 22, n).astype(np.float32)[:, None, None]
-    r = rng.uniform(6, 10, n).astype(np.float32)[:, None, None]
-    width = rng.uniform(1.5, 3.0, n).astype(np.float32)[:, None, None]
-    period = rng.uniform(5, 9, n).astype(np.float32)[:, None, None]
-    phase = rng.uniform(0, 2 * np.pi, n).astype(np.float32)[:, None, None]
-    dy, dx = yy - cy, xx - cx
-    dist2 = dy**2 + dx**2
-    k = kind[:, None, None]
+    draws = {
+        "cy": rng.uniform(10, 22, n), "cx": rng.uniform(10, 22, n), "r": rng.uniform(6, 10, n),
+        "width": rng.uniform(1.5, 3.0, n), "period": rng.uniform(5, 9, n), "phase": rng.uniform(0, 2 * np.pi, n),
+    }
     masks = np.zeros((n, 32, 32), dtype=bool)
-    masks |= (k == 0) & (dist2 < r**2)
-    masks |= (k == 1) & (dist2 < r**2) & (dist2 > (r - 2 * width) ** 2)
-    masks |= (k == 2) & (np.maximum(np.abs(dy), np.abs(dx)) < r * 0.8)
-    masks |= (k == 3) & (np.abs(dy) + np.abs(dx) < r)
-    masks |= (k == 4) & (((np.abs(dx) < width) & (np.abs(dy) < r)) | ((np.abs(dy) < width) & (np.abs(dx) < r)))
-    wave = 2 * np.pi / period
-    masks |= (k == 5) & (np.sin(wave * yy + phase) > 0)
-    masks |= (k == 6) & (np.sin(wave * xx + phase) > 0)
-    masks |= (k == 7) & (np.sin(wave * (xx + yy) / np.sqrt(2) + phase) > 0)
-    masks |= (k == 8) & (np.sin(wave * xx + phase) * np.sin(wave * yy + phase) > 0)
-    cell = np.floor(period * 1.2)
-    masks |= (k == 9) & (((np.mod(xx + phase, cell) - cell / 2) ** 2 + (np.mod(yy + phase, cell) - cell / 2) ** 2) < (cell / 4) ** 2)
+    for k in range(10):
+        idx = np.flatnonzero(kind == k)
+        p = {name: v[idx].astype(np.float32)[:, None, None] for name, v in draws.items()}
+        dy, dx = yy - p["cy"], xx - p["cx"]
+        r, width, phase = p["r"], p["width"], p["phase"]
+        wave = 2 * np.pi / p["period"]
+        if k == 0:
+            m = dy**2 + dx**2 < r**2
+        elif k == 1:
+            d2 = dy**2 + dx**2
+            m = (d2 < r**2) & (d2 > (r - 2 * width) ** 2)
+        elif k == 2:
+            m = np.maximum(np.abs(dy), np.abs(dx)) < r * 0.8
+        elif k == 3:
+            m = np.abs(dy) + np.abs(dx) < r
+        elif k == 4:
+            m = ((np.abs(dx) < width) & (np.abs(dy) < r)) | ((np.abs(dy) < width) & (np.abs(dx) < r))
+        elif k == 5:
+            m = np.sin(wave * yy + phase) > 0
+        elif k == 6:
+            m = np.sin(wave * xx + phase) > 0
+        elif k == 7:
+            m = np.sin(wave * (xx + yy) / np.sqrt(2) + phase) > 0
+        elif k == 8:
+            m = np.sin(wave * xx + phase) * np.sin(wave * yy + phase) > 0
+        else:
+            cell = np.floor(p["period"] * 1.2)
+            m = ((np.mod(xx + phase, cell) - cell / 2) ** 2 + (np.mod(yy + phase, cell) - cell / 2) ** 2) < (cell / 4) ** 2
+        masks[idx] = m
     return masks
 
 
@@ -337,10 +349,10 @@ def make_offline(n_train: int = 10000, n_test: int = 2000, seed: int = 0):
         labels = np.arange(n) % 10
         rng.shuffle(labels)
         masks = _offline_masks(labels, rng)
-        background = rng.uniform(0, 255, (n, 1, 1, 3))
-        foreground = np.mod(background + 128 + rng.uniform(-40, 40, (n, 1, 1, 3)), 256)
+        background = rng.uniform(0, 255, (n, 1, 1, 3)).astype(np.float32)
+        foreground = np.mod(background + 128 + rng.uniform(-40, 40, (n, 1, 1, 3)).astype(np.float32), 256)
         images = np.where(masks[..., None], foreground, background)
-        images += rng.normal(0, 14, images.shape)
+        images += rng.standard_normal(images.shape, dtype=np.float32) * 14
         out.append((np.clip(images, 0, 255).astype(np.uint8), labels.astype(np.int64)))
     for arrays in out:
         for a in arrays:

@@ -170,6 +170,7 @@ def _write_atomic(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes files private; these are ordinary course files
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -262,11 +262,11 @@ def _error_line(text: str) -> str:
     """The last 'SomeError: message' line of an nbval failure report (ANSI colours removed)."""
     text = ANSI.sub("", text or "")
     lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in lines:
+        if "Timeout of" in line:  # nbval's words for a cell stopped at --cell-timeout
+            return line[line.index("Timeout of"):]
     for line in reversed(lines):
         if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Failed|Interrupt|Exit)\b:?", line):
-            return line
-    for line in lines:
-        if "Timeout" in line or "timed out" in line:
             return line
     return lines[-1] if lines else "the cell failed"
 

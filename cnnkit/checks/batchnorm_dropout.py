@@ -1,0 +1,301 @@
+"""Checks for the exercises of lesson 04 (batch normalization and dropout, tutorial 2.2-2.6).
+
+* :func:`check_batch_norm_training` / :func:`check_batch_norm_inference` -- batch norm by hand, both modes;
+* :func:`check_inverted_dropout` -- dropout that keeps the expectation, identity at inference;
+* :func:`check_bn_parameters` -- trainable and non-trainable counts of BN layers and of the tutorial's sample model.
+
+References: :func:`cnnkit.normalization.batch_norm` (tested against
+``keras.layers.BatchNormalization``) and Keras' own parameter counts.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from cnnkit.checks import CheckFailed, expect_callable, expect_shape, fail, passed, unanswered
+from cnnkit.normalization import batch_norm
+
+MOMENTUM, EPSILON = 0.9, 1e-3
+
+
+def _call(fn, name: str, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except CheckFailed:
+        raise
+    except NotImplementedError:
+        fail(f"{name} raised NotImplementedError: replace `raise NotImplementedError()` with your answer and run the cell")
+    except Exception as exc:
+        fail(f"calling {name} raised {type(exc).__name__}: {exc}")
+
+
+# --------------------------------------------------------------------------- batch norm by hand
+
+
+def _bn_cases(seed: int):
+    rng = np.random.default_rng(seed)
+    cases = []
+    for shape in ((8, 5), (4, 3, 3, 2)):
+        c = shape[-1]
+        cases.append(dict(
+            x=rng.normal(3.0, 2.0, shape), gamma=rng.uniform(0.5, 2.0, c), beta=rng.normal(0, 1, c),
+            moving_mean=rng.normal(0, 1, c), moving_var=rng.uniform(0.5, 2.0, c),
+        ))
+    return cases
+
+
+def _args(case):
+    """Positional arguments x, gamma, beta, moving_mean, moving_var (copies: an answer may modify them)."""
+    return [case[k].copy() for k in ("x", "gamma", "beta", "moving_mean", "moving_var")]
+
+
+def _unpack(result, name: str, shape, channels):
+    if not isinstance(result, (tuple, list)) or len(result) != 3:
+        fail(f"{name} should return a tuple (y, new_moving_mean, new_moving_var), got {type(result).__name__}"
+             + (f" of length {len(result)}" if isinstance(result, (tuple, list)) else ""))
+    y = expect_shape("y", result[0], shape).astype(np.float64)
+    mean = expect_shape("new_moving_mean", result[1], (channels,)).astype(np.float64)
+    var = expect_shape("new_moving_var", result[2], (channels,)).astype(np.float64)
+    for label, arr in (("y", y), ("new_moving_mean", mean), ("new_moving_var", var)):
+        if not np.all(np.isfinite(arr)):
+            fail(f"{label} contains NaN or infinity")
+    return y, mean, var
+
+
+def _close(a, b) -> bool:
+    return np.allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def _layout(x) -> str:
+    return "(N, D)" if x.ndim == 2 else "(N, H, W, C)"
+
+
+def check_batch_norm_training(my_batch_norm) -> None:
+    """Training mode: batch statistics over every axis but the last, biased variance, Keras' moving-average update."""
+    unanswered(my_batch_norm, "my_batch_norm")
+    expect_callable(my_batch_norm, "my_batch_norm")
+    for case in _bn_cases(404):
+        x, c = case["x"], case["x"].shape[-1]
+        got = _call(my_batch_norm, "my_batch_norm", *_args(case), True, MOMENTUM, EPSILON)
+        y, new_mean, new_var = _unpack(got, "my_batch_norm", x.shape, c)
+        ref_y, ref_mean, ref_var = batch_norm(**case, training=True, momentum=MOMENTUM, epsilon=EPSILON)
+        axes = tuple(range(x.ndim - 1))
+        mu, var = x.mean(axis=axes), x.var(axis=axes)
+        where = f"for x of shape {x.shape} {_layout(x)}"
+        if not _close(y, ref_y):
+            g, b = case["gamma"], case["beta"]
+            if _close(y, g * (x - mu) / np.sqrt(x.var(axis=axes, ddof=1) + EPSILON) + b):
+                fail(f"y is off {where}: you used the unbiased variance (ddof=1); batch norm divides by m, the "
+                     "number of values per channel")
+            if _close(y, g * (x - mu) / (np.sqrt(var) + EPSILON) + b):
+                fail(f"y is off {where}: epsilon goes inside the square root, sqrt(var + eps)")
+            if _close(y, (x - mu) / np.sqrt(var + EPSILON)):
+                fail(f"y is off {where}: you returned x_hat; scale and shift it: y = gamma * x_hat + beta")
+            if _close(y, g * (x - case["moving_mean"]) / np.sqrt(case["moving_var"] + EPSILON) + b):
+                fail(f"y is off {where}: in training mode normalise with the batch's own mean and variance, "
+                     "not the moving ones")
+            if x.ndim == 4 and _close(y, g * (x - x.mean(axis=0)) / np.sqrt(x.var(axis=0) + EPSILON) + b):
+                fail(f"y is off {where}: you averaged over the batch axis only; for images each channel's "
+                     "statistics pool N, H and W: mean(axis=(0, 1, 2))")
+            per_sample = tuple(range(1, x.ndim))
+            if _close(y, g * (x - x.mean(axis=per_sample, keepdims=True))
+                      / np.sqrt(x.var(axis=per_sample, keepdims=True) + EPSILON) + b):
+                fail(f"y is off {where}: you normalised each sample over its features (that is layer norm); "
+                     "batch norm normalises each channel over the batch")
+            worst = np.unravel_index(np.argmax(np.abs(y - ref_y)), y.shape)
+            fail(f"y is off {where}: {y[worst]:.6g} at index {tuple(int(i) for i in worst)}, expected "
+                 f"{ref_y[worst]:.6g}; y = gamma * (x - mean_B) / sqrt(var_B + eps) + beta")
+        old_mean, old_var = case["moving_mean"], case["moving_var"]
+        for label, got_stat, ref, old, batch, ddof_batch in (
+                ("new_moving_mean", new_mean, ref_mean, old_mean, mu, mu),
+                ("new_moving_var", new_var, ref_var, old_var, var, x.var(axis=axes, ddof=1))):
+            if _close(got_stat, ref):
+                continue
+            if _close(got_stat, old):
+                fail(f"{label} was not updated in training mode {where}: "
+                     "moving = momentum * moving + (1 - momentum) * batch statistic")
+            if _close(got_stat, (1 - MOMENTUM) * old + MOMENTUM * batch):
+                fail(f"{label} {where}: momentum is on the wrong term; Keras keeps momentum of the OLD value: "
+                     "moving = momentum * moving + (1 - momentum) * batch statistic")
+            if _close(got_stat, batch):
+                fail(f"{label} {where}: you stored the batch statistic itself; it must be a moving average "
+                     "(momentum * moving + (1 - momentum) * batch)")
+            if _close(got_stat, MOMENTUM * old + (1 - MOMENTUM) * ddof_batch):
+                fail(f"{label} {where}: Keras averages the biased batch variance (divide by m, not m - 1)")
+            fail(f"{label} {where}: got {np.round(got_stat, 5).tolist()}, expected {np.round(ref, 5).tolist()}")
+    passed("training mode matches Keras' BatchNormalization: batch statistics, gamma/beta, and the moving-average update")
+
+
+def check_batch_norm_inference(my_batch_norm) -> None:
+    """Inference mode: normalise with the moving statistics and leave them unchanged."""
+    unanswered(my_batch_norm, "my_batch_norm")
+    expect_callable(my_batch_norm, "my_batch_norm")
+    for case in _bn_cases(505):
+        x, c = case["x"], case["x"].shape[-1]
+        got = _call(my_batch_norm, "my_batch_norm", *_args(case), False, MOMENTUM, EPSILON)
+        y, new_mean, new_var = _unpack(got, "my_batch_norm", x.shape, c)
+        ref_y, _, _ = batch_norm(**case, training=False, momentum=MOMENTUM, epsilon=EPSILON)
+        where = f"for x of shape {x.shape} {_layout(x)}"
+        if not _close(y, ref_y):
+            train_y, _, _ = batch_norm(**case, training=True, momentum=MOMENTUM, epsilon=EPSILON)
+            if _close(y, train_y):
+                fail(f"y is off {where}: at inference normalise with moving_mean and moving_var, not the batch's "
+                     "statistics (a prediction must not depend on the other images of the batch)")
+            worst = np.unravel_index(np.argmax(np.abs(y - ref_y)), y.shape)
+            fail(f"y is off {where}: {y[worst]:.6g} at index {tuple(int(i) for i in worst)}, expected "
+                 f"{ref_y[worst]:.6g}; y = gamma * (x - moving_mean) / sqrt(moving_var + eps) + beta")
+        if not (_close(new_mean, case["moving_mean"]) and _close(new_var, case["moving_var"])):
+            fail(f"the moving statistics changed in inference mode {where}: return them unchanged; "
+                 "only training updates them")
+    passed("inference mode uses the moving statistics and leaves them untouched")
+
+
+# --------------------------------------------------------------------------- inverted dropout
+
+
+def check_inverted_dropout(my_dropout) -> None:
+    """``my_dropout(x, rate, training, rng)``: keep with probability 1 - rate, scale by 1/(1 - rate); identity at inference."""
+    unanswered(my_dropout, "my_dropout")
+    expect_callable(my_dropout, "my_dropout")
+    data_rng = np.random.default_rng(99)
+    x = data_rng.uniform(1.0, 2.0, size=(200, 50))  # no zeros, so a zero output is a drop
+    rng = np.random.default_rng(2024)
+
+    y = expect_shape("my_dropout(x, 0.3, training=False, rng)",
+                     _call(my_dropout, "my_dropout", x, 0.3, False, rng), x.shape).astype(np.float64)
+    if not np.allclose(y, x):
+        if np.isclose((y == 0).mean(), 0.3, atol=0.05):
+            fail("at inference (training=False) nothing may be dropped: return x unchanged")
+        if np.allclose(y, x * 0.7) or np.allclose(y, x / 0.7):
+            fail("at inference return x unchanged: with inverted dropout the scaling happens during training only")
+        fail("at inference (training=False) the output must equal x")
+
+    for rate in (0.3, 0.6):
+        y = expect_shape(f"my_dropout(x, {rate}, training=True, rng)",
+                         _call(my_dropout, "my_dropout", x, rate, True, rng), x.shape).astype(np.float64)
+        dropped = y == 0
+        kept_fraction = 1 - dropped.mean()
+        se = np.sqrt(rate * (1 - rate) / x.size)
+        if dropped.mean() == 0:
+            fail(f"nothing was dropped in training with rate={rate}: zero each unit with probability rate")
+        if abs(kept_fraction - rate) < 5 * se and abs(rate - 0.5) > 0.05:
+            fail(f"you kept {kept_fraction:.3f} of the units with rate={rate}: units are DROPPED with probability "
+                 "rate, kept with probability 1 - rate (e.g. keep = rng.random(x.shape) >= rate)")
+        if abs(kept_fraction - (1 - rate)) > 5 * se:
+            fail(f"with rate={rate} you kept {kept_fraction:.3f} of the units; expected about {1 - rate:.3f}")
+        kept = ~dropped
+        ratio = y[kept] / x[kept]
+        if np.allclose(ratio, 1.0):
+            fail("the kept units are not rescaled: multiply them by 1 / (1 - rate) so that E[y] = x "
+                 "(otherwise the test-time network sees larger activations than in training)")
+        if np.allclose(ratio, 1 - rate):
+            fail("you multiplied the kept units by (1 - rate); inverted dropout divides by it: x / (1 - rate)")
+        if not np.allclose(ratio, 1 / (1 - rate)):
+            fail(f"kept units should equal x / (1 - rate) = x * {1 / (1 - rate):.4g}; found ratios from "
+                 f"{ratio.min():.4g} to {ratio.max():.4g}")
+        mean_ratio = y.mean() / x.mean()
+        if abs(mean_ratio - 1) > 0.02:
+            fail(f"the mean of the output is {mean_ratio:.3f} times the mean of x; it should stay about 1")
+
+    first = _call(my_dropout, "my_dropout", x, 0.5, True, rng)
+    second = _call(my_dropout, "my_dropout", x, 0.5, True, rng)
+    if np.array_equal(np.asarray(first) == 0, np.asarray(second) == 0):
+        fail("two calls gave the same mask: draw the mask from the rng argument (e.g. rng.random(x.shape)), "
+             "do not create a new generator with a fixed seed inside the function")
+    y = expect_shape("my_dropout(x, 0.0, training=True, rng)", _call(my_dropout, "my_dropout", x, 0.0, True, rng),
+                     x.shape)
+    if not np.allclose(y, x):
+        fail("rate=0 should keep every unit unchanged")
+    for bad in (1.0, -0.2):
+        try:
+            my_dropout(x, bad, True, rng)
+        except ValueError:
+            continue
+        except NotImplementedError:
+            fail("my_dropout raised NotImplementedError: write your answer")
+        except Exception as exc:
+            fail(f"rate={bad} should raise ValueError (rate must be in [0, 1)), it raised {type(exc).__name__}")
+        fail(f"rate={bad} should raise ValueError: rate must be in [0, 1) (rate 1 would divide by zero)")
+    passed("inverted dropout: drops with probability rate, scales survivors by 1/(1 - rate), identity at inference")
+
+
+# --------------------------------------------------------------------------- parameter counts
+
+
+def reference_sample_model():
+    """The tutorial's section 2.4 model, fixed for Keras 3 (list closed, ``keras.Input`` first)."""
+    import keras
+    from keras import layers
+
+    return keras.Sequential([
+        keras.Input(shape=(32, 32, 3)),
+        layers.Conv2D(16, (3, 3), padding="same", activation=None),
+        layers.BatchNormalization(),
+        layers.Dropout(0.5),
+        layers.ReLU(),
+        layers.MaxPooling2D((2, 2)),
+        layers.Flatten(),
+        layers.Dense(128, activation=None),
+        layers.BatchNormalization(),
+        layers.Dropout(0.5),
+        layers.ReLU(),
+        layers.Dense(10, activation="softmax"),
+    ])
+
+
+def keras_counts(model) -> tuple[int, int]:
+    """(trainable, non-trainable) parameter counts of a built Keras model or layer."""
+    trainable = int(sum(int(np.prod(w.shape)) for w in model.trainable_weights))
+    non_trainable = int(sum(int(np.prod(w.shape)) for w in model.non_trainable_weights))
+    return trainable, non_trainable
+
+
+def _pair(value, name: str) -> tuple[int, int]:
+    unanswered(value, name)
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        fail(f"{name} should be a pair (trainable, non_trainable), got {value!r}")
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+            fail(f"{name} should hold two integers, got {value!r}")
+    return int(value[0]), int(value[1])
+
+
+def check_bn_parameters(bn_parameters, sample_model_params) -> None:
+    """``bn_parameters(k)`` -> (trainable, non_trainable) of a BN layer on k channels; ``sample_model_params`` likewise for the whole 2.4 model."""
+    import keras
+
+    unanswered(bn_parameters, "bn_parameters")
+    expect_callable(bn_parameters, "bn_parameters")
+    for k in (16, 128, 7):
+        got = _pair(_call(bn_parameters, "bn_parameters", k), f"bn_parameters({k})")
+        layer = keras.layers.BatchNormalization()
+        layer.build((None, k))
+        expected = keras_counts(layer)
+        if got != expected:
+            if got == (2 * k, 0):
+                fail(f"bn_parameters({k}) = {got}: gamma and beta (2K) are right, but Keras also stores the moving "
+                     "mean and variance, K each, as non-trainable weights (the slide counts only the 2K)")
+            if got == (4 * k, 0) or got == (0, 4 * k):
+                fail(f"bn_parameters({k}) = {got}: split the 4K weights: gamma and beta are trained by the optimiser, "
+                     "the moving mean and variance are not")
+            if got == (k, k):
+                fail(f"bn_parameters({k}) = {got}: count both gamma and beta (K each) as trainable, and both the moving "
+                     "mean and the moving variance (K each) as non-trainable")
+            fail(f"bn_parameters({k}) = {got}, expected (trainable, non_trainable) = {expected}")
+    trainable, non_trainable = _pair(sample_model_params, "sample_model_params")
+    expected = keras_counts(reference_sample_model())
+    if (trainable, non_trainable) != expected:
+        total = sum(expected)
+        if trainable == total:
+            fail(f"sample_model_params = {(trainable, non_trainable)}: {trainable} is the total; the moving "
+                 "statistics of the two BN layers are not trainable")
+        if trainable + non_trainable == total:
+            fail(f"sample_model_params = {(trainable, non_trainable)}: the total {total} is right but the split is "
+                 "not: only the BN moving means and variances are non-trainable")
+        if trainable != expected[0]:
+            fail(f"trainable = {trainable}, expected {expected[0]}: add (3*3*3 + 1)*16 for the conv, "
+                 "2K per BN layer, (inputs + 1)*units for each Dense; Flatten sees 16*16*16 values")
+        fail(f"non_trainable = {non_trainable}, expected {expected[1]}: 2K per BN layer (K = 16 and K = 128)")
+    passed(f"BN layers hold 2K trainable + 2K non-trainable weights; the sample model has {expected[0]:,} trainable "
+           f"and {expected[1]:,} non-trainable")

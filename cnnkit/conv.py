@@ -485,9 +485,12 @@ def conv_explorer(n: int = 7, f: int = 3, stride: int = 1, padding: int = 0):
     Each change prints the output size from :func:`output_size` and redraws
     :func:`draw_conv_geometry`; combinations where the kernel does not fit say so.
     """
+    import html
+    import io
+    import threading
+
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
-    from IPython.display import display
 
     style = {"description_width": "90px"}
     sliders = {
@@ -499,25 +502,28 @@ def conv_explorer(n: int = 7, f: int = 3, stride: int = 1, padding: int = 0):
         "row": widgets.IntSlider(0, 0, 15, description="output row", style=style),
         "col": widgets.IntSlider(0, 0, 15, description="output col", style=style),
     }
-    out = widgets.Output()
+    label = widgets.HTML()
+    picture = widgets.Image(format="png")
+    lock = threading.Lock()  # widget callbacks may arrive on another thread: draw one figure at a time
 
     def redraw(change=None):
         values = {k: s.value for k, s in sliders.items()}
-        with out:
-            out.clear_output(wait=True)
+        with lock:
             try:
                 size = output_size(values["n"], values["f"], values["stride"], values["padding"])
             except ValueError as exc:
-                print(exc)
+                label.value = f"<b>{html.escape(str(exc))}</b>"
                 return
-            print(f"output size = {size} x {size}")
+            label.value = f"<b>output size = {size} x {size}</b>"
             fig = draw_conv_geometry(values["n"], values["f"], values["stride"], values["padding"],
                                      position=(values["row"], values["col"]))
-            display(fig)
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format="png", dpi=80)
             plt.close(fig)
+            picture.value = buffer.getvalue()
 
     for s in sliders.values():
         s.observe(redraw, names="value")
     redraw()
     return widgets.VBox([widgets.HBox([widgets.VBox(list(sliders.values())[:4]),
-                                       widgets.VBox(list(sliders.values())[4:])]), out])
+                                       widgets.VBox(list(sliders.values())[4:])]), label, picture])

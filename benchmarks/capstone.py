@@ -1,0 +1,182 @@
+"""Capstone benchmark: the kit's two recipes against the model of TensorFlow's CNN tutorial.
+
+Trains, in one run, on the same machine and data:
+
+* ``tutorial`` -- the CNN of https://www.tensorflow.org/tutorials/images/cnn:
+  Conv(32)-MaxPool-Conv(64)-MaxPool-Conv(64)-Flatten-Dense(64)-Dense(10), Adam (default
+  rate), inputs x/255, batch 32, 10 epochs on all 50,000 training images, validated on the
+  test set after every epoch as the tutorial does. (One deviation: the tutorial divides
+  the uint8 arrays by 255.0, which gives float64; this script builds float32 arrays,
+  which Keras would cast to anyway.)
+* ``quick`` and ``good`` -- ``cnnkit.training`` recipes, trained with ``fit_recipe`` on
+  45,000 training images (5,000 held out for validation), evaluated with flip TTA.
+
+It prints test accuracy, training time (wall and process CPU seconds) and each recipe's
+time as a ratio of the tutorial model's, checks the targets ("quick": >= 80 % in at most
+the tutorial's time; "good": >= 90 % in at most 5 times it), and writes a JSON file.
+
+The load average is recorded before and after every model: on a shared machine wall
+times are inflated by other processes, so compare times only within one run, and look at
+the CPU-second ratios too (less sensitive to sharing).
+
+    python benchmarks/capstone.py --data-dir /work/cifar --json runs/capstone_benchmark.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+TARGETS = {"quick": (0.80, 1.0), "good": (0.90, 5.0)}  # (accuracy at least, time ratio at most)
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _load() -> list[float]:
+    return [round(v, 2) for v in os.getloadavg()]
+
+
+def tutorial_model():
+    """The network of TensorFlow's CNN tutorial (logits out, as there)."""
+    import keras
+    from keras import layers
+
+    return keras.Sequential([
+        keras.Input((32, 32, 3)),
+        layers.Conv2D(32, (3, 3), activation="relu"),
+        layers.MaxPooling2D((2, 2)),
+        layers.Conv2D(64, (3, 3), activation="relu"),
+        layers.MaxPooling2D((2, 2)),
+        layers.Conv2D(64, (3, 3), activation="relu"),
+        layers.Flatten(),
+        layers.Dense(64, activation="relu"),
+        layers.Dense(10),
+    ], name="tensorflow_tutorial_cnn")
+
+
+def run_tutorial(dataset, epochs: int, batch_size: int, seed: int = 0) -> dict:
+    import keras
+    import numpy as np
+
+    keras.utils.set_random_seed(seed)
+    x_train = dataset.x_train.astype(np.float32) / 255.0
+    x_test = dataset.x_test.astype(np.float32) / 255.0
+    model = tutorial_model()
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    load_before = _load()
+    start, cpu = time.perf_counter(), time.process_time()
+    history = model.fit(x_train, dataset.y_train, epochs=epochs, batch_size=batch_size,
+                        validation_data=(x_test, dataset.y_test), verbose=0)
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
+    load_after = _load()
+    _, accuracy = model.evaluate(x_test, dataset.y_test, verbose=0, batch_size=500)
+    return {"model": "tutorial", "test_accuracy": float(accuracy), "train_seconds": seconds,
+            "train_cpu_seconds": cpu_seconds, "epochs": epochs, "batch_size": batch_size,
+            "parameters": int(model.count_params()), "n_train": int(len(x_train)),
+            "val_accuracy": [float(v) for v in history.history["val_accuracy"]],
+            "load_average_before": load_before, "load_average_after": load_after}
+
+
+def run_recipe(name: str, dataset, epochs: int | None = None) -> dict:
+    from cnnkit.training import evaluate, fit_recipe, get_recipe, prepare_data
+
+    recipe = get_recipe(name)
+    data = prepare_data(dataset, val_fraction=recipe.val_fraction, seed=recipe.seed)
+    load_before = _load()
+    result = fit_recipe(recipe, data, epochs=epochs)
+    load_after = _load()
+    evaluation = evaluate(result.model, data, tta=recipe.tta)
+    return {"model": name, "test_accuracy": evaluation.accuracy_tta if recipe.tta else evaluation.accuracy,
+            "test_accuracy_plain": evaluation.accuracy, "train_seconds": result.seconds,
+            "train_cpu_seconds": result.cpu_seconds, "epochs": result.epochs_run, "best_epoch": result.best_epoch,
+            "batch_size": recipe.batch_size, "parameters": int(result.model.count_params()),
+            "n_train": int(len(data.y_train)), "val_accuracy": result.history["val_accuracy"],
+            "recipe": recipe.to_dict(), "load_average_before": load_before, "load_average_after": load_after}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", default=None, help="folder with cifar-10-batches-py (default: $CNNKIT_DATA_DIR)")
+    parser.add_argument("--json", default="runs/capstone_benchmark.json", help="where to write the results")
+    parser.add_argument("--models", default="tutorial,quick,good",
+                        help="comma-separated subset of tutorial,quick,good (ratios need tutorial)")
+    parser.add_argument("--tutorial-epochs", type=int, default=10)
+    parser.add_argument("--tutorial-batch", type=int, default=32)
+    args = parser.parse_args(argv)
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = set(models) - {"tutorial", "quick", "good"}
+    if unknown:
+        parser.error(f"unknown models {sorted(unknown)}; choose from tutorial, quick, good")
+
+    from cnnkit.env import import_tensorflow, setup
+
+    setup(seed=0)
+    tf = import_tensorflow()
+    import keras
+
+    from cnnkit.data import load_dataset
+
+    dataset = load_dataset("cifar10", args.data_dir, download=False)
+    print(dataset.describe(), flush=True)
+    results = {}
+    for name in models:
+        print(f"[{time.strftime('%H:%M:%S')}] training {name} (load average {_load()}) ...", flush=True)
+        if name == "tutorial":
+            results[name] = run_tutorial(dataset, args.tutorial_epochs, args.tutorial_batch)
+        else:
+            results[name] = run_recipe(name, dataset)
+        r = results[name]
+        print(f"[{time.strftime('%H:%M:%S')}] {name}: test accuracy {r['test_accuracy']:.2%}, "
+              f"{r['train_seconds']:.0f} s wall, {r['train_cpu_seconds']:.0f} CPU-s "
+              f"(load {r['load_average_before']} -> {r['load_average_after']})", flush=True)
+
+    base = results.get("tutorial")
+    print()
+    print(f"{'model':<10}{'test acc':>10}{'train s':>10}{'CPU s':>10}{'x tutorial':>12}{'x tut. CPU':>12}  target")
+    for name, r in results.items():
+        ratio = r["train_seconds"] / base["train_seconds"] if base else None
+        cpu_ratio = r["train_cpu_seconds"] / base["train_cpu_seconds"] if base else None
+        r["time_ratio"], r["cpu_time_ratio"] = ratio, cpu_ratio
+        verdict = ""
+        if name in TARGETS and base:
+            acc_min, ratio_max = TARGETS[name]
+            r["target"] = {"accuracy_at_least": acc_min, "time_ratio_at_most": ratio_max,
+                           "accuracy_met": r["test_accuracy"] >= acc_min, "time_met": ratio <= ratio_max,
+                           "cpu_time_met": cpu_ratio <= ratio_max}
+            verdict = (f">= {acc_min:.0%}: {'yes' if r['target']['accuracy_met'] else 'NO'}; "
+                       f"<= {ratio_max:g}x: {'yes' if r['target']['time_met'] else 'NO'} (wall), "
+                       f"{'yes' if r['target']['cpu_time_met'] else 'NO'} (CPU)")
+        fmt = lambda v: f"{v:.2f}" if v is not None else "-"  # noqa: E731
+        print(f"{name:<10}{r['test_accuracy']:>10.2%}{r['train_seconds']:>10.0f}{r['train_cpu_seconds']:>10.0f}"
+              f"{fmt(ratio):>12}{fmt(cpu_ratio):>12}  {verdict}")
+
+    report = {
+        "results": results,
+        "machine": {"cpu": _cpu_name(), "cpu_count": os.cpu_count(), "platform": platform.platform()},
+        "versions": {"python": sys.version.split()[0], "tensorflow": tf.__version__, "keras": keras.__version__},
+        "dataset": dataset.describe(),
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "note": "wall times are inflated when other processes share the CPU; compare within one run",
+    }
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    print(f"\nwrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

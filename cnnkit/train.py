@@ -1,0 +1,271 @@
+"""Train a capstone recipe from the command line, headless.
+
+    python -m cnnkit.train --recipe quick --epochs 10 --out runs/quick
+    python -m cnnkit.train --recipe good --out runs/good --data-dir /path/to/cifar
+    python -m cnnkit.train --recipe quick --epochs 1 --out runs/smoke --dataset offline --fast
+
+Writes into ``--out``:
+
+* ``model.keras``  -- the model with the best validation accuracy (reload with
+  ``cnnkit.training.load_model``; inputs are standardised images, see metrics.json);
+* ``metrics.json`` -- ``test_accuracy`` (with flip test-time augmentation when the recipe
+  asks for it), ``test_accuracy_plain``, ``train_seconds``, ``train_cpu_seconds``,
+  ``epochs``, ``recipe``, ``dataset``, per-class accuracy, the history, the training
+  split's mean and std, load averages and versions;
+* ``curves.png`` (loss and accuracy per epoch), ``learning_rate.png``, ``confusion.png``.
+
+Everything is written into a hidden temporary sibling of ``--out`` and moved into place
+only when the run has succeeded, so a failed or interrupted run leaves ``--out`` as it
+was (files already there are never deleted). Exit status: 0 on success, 2 for bad
+arguments, 3 when the data cannot be found or read, 1 for any other failure.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+EXIT_USAGE = 2
+EXIT_DATA = 3
+EXIT_FAILED = 1
+FAST_TRAIN = 2000  # images kept (before the validation split) with --fast
+FAST_TEST = 500
+FAST_EPOCHS = 2  # with --fast and no --epochs
+
+
+class UsageError(Exception):
+    """A bad command-line value; the message says which and what is expected."""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer (>= 1), got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from cnnkit.data import DATASETS
+    from cnnkit.training import RECIPES
+
+    parser = argparse.ArgumentParser(
+        prog="python -m cnnkit.train",
+        description="Train a cnnkit capstone recipe on CIFAR-10 (or the offline dataset) and save "
+                    "model.keras, metrics.json and figures into --out.",
+    )
+    parser.add_argument("--recipe", choices=sorted(RECIPES), default="quick", help="which recipe (default: quick)")
+    parser.add_argument("--epochs", type=_positive_int, default=None,
+                        help="number of epochs (default: the recipe's); the schedule is stretched to it")
+    parser.add_argument("--out", required=True, help="output directory (created; existing files are kept)")
+    parser.add_argument("--data-dir", default=None,
+                        help="folder holding cifar-10-batches-py or cifar-10-python.tar.gz "
+                             "(default: $CNNKIT_DATA_DIR, then Keras' cache)")
+    parser.add_argument("--dataset", choices=DATASETS, default=None,
+                        help="cifar10 (default, or $CNNKIT_DATASET) or offline (generated, no download)")
+    parser.add_argument("--fast", action="store_true",
+                        help=f"smoke test: {FAST_TRAIN} training and {FAST_TEST} test images, "
+                             f"{FAST_EPOCHS} epochs unless --epochs says otherwise")
+    parser.add_argument("--download", action="store_true",
+                        help="allow downloading CIFAR-10 through Keras when no local copy is found")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def _check_out(out: str) -> Path:
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--out {out!r} exists and is not a directory")
+    parent = path.resolve().parent
+    if not parent.is_dir():
+        raise UsageError(f"--out {out!r}: its parent folder {str(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"--out {out!r}: cannot write into {str(parent)!r}")
+    return path
+
+
+def _check_data_dir(data_dir: str | None) -> None:
+    if data_dir is not None and not Path(data_dir).exists():
+        raise FileNotFoundError(f"--data-dir {data_dir!r} does not exist; it should be a folder holding "
+                                "cifar-10-batches-py/ or cifar-10-python.tar.gz")
+
+
+def _save_figures(result, evaluation, data, folder: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from cnnkit import plotting
+
+    written = []
+    fig = plotting.training_curves({result.model.name: result.history}, title="training curves")
+    fig.savefig(folder / "curves.png", dpi=110)
+    plt.close(fig)
+    written.append("curves.png")
+    steps = np.arange(result.steps_per_epoch * result.epochs_run + 1)
+    fig, ax = plt.subplots(figsize=(5.2, 3.2))
+    ax.plot(steps / result.steps_per_epoch, result.schedule.values(steps))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("learning rate")
+    ax.set_title("warm-up then decay")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(folder / "learning_rate.png", dpi=110)
+    plt.close(fig)
+    written.append("learning_rate.png")
+    fig = plotting.confusion_matrix(data.y_test, evaluation.predictions, data.class_names,
+                                    title=f"test confusion matrix ({evaluation.accuracy_tta:.1%} accuracy)")
+    fig.savefig(folder / "confusion.png", dpi=110)
+    plt.close(fig)
+    written.append("confusion.png")
+    return written
+
+
+def _progress_callback(total_epochs: int):
+    import keras
+
+    class EpochLine(keras.callbacks.Callback):
+        """One line per epoch, for logs that are not a terminal."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            print(f"epoch {epoch + 1}/{total_epochs}  loss {logs.get('loss', float('nan')):.4f}  "
+                  f"acc {logs.get('accuracy', float('nan')):.4f}  val_loss {logs.get('val_loss', float('nan')):.4f}  "
+                  f"val_acc {logs.get('val_accuracy', float('nan')):.4f}  ({time.perf_counter() - self.start:.1f} s)",
+                  flush=True)
+
+    return EpochLine()
+
+
+def run(args) -> dict:
+    """Train, evaluate and write everything; returns the metrics. Raises on failure (nothing moved into --out)."""
+    out = _check_out(args.out)
+    _check_data_dir(args.data_dir)
+
+    import numpy as np
+
+    from cnnkit import __version__
+    from cnnkit.data import load_dataset
+    from cnnkit.env import import_tensorflow, seed_everything
+    from cnnkit.training import evaluate, fit_recipe, get_recipe, prepare_data
+
+    recipe = get_recipe(args.recipe)
+    dataset = load_dataset(args.dataset, args.data_dir, download=args.download)  # fails fast, before TensorFlow
+    print(dataset.describe(), flush=True)
+    tf = import_tensorflow()
+    import keras
+
+    seed_everything(recipe.seed)
+    data = prepare_data(dataset, val_fraction=recipe.val_fraction, seed=recipe.seed,
+                        train_size=FAST_TRAIN if args.fast else None, test_size=FAST_TEST if args.fast else None)
+    del dataset
+    epochs = args.epochs or (FAST_EPOCHS if args.fast else recipe.epochs)
+    print(f"recipe {recipe.name!r}: {epochs} epochs | {data.describe()}", flush=True)
+
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.resolve().parent))
+    try:
+        interactive = sys.stdout.isatty() and not args.quiet
+        callbacks = [] if (interactive or args.quiet) else [_progress_callback(epochs)]
+        load_before = os.getloadavg()
+        result = fit_recipe(recipe, data, epochs=epochs, verbose=1 if interactive else 0, callbacks=callbacks,
+                            checkpoint_path=staging / "model.keras")
+        load_after = os.getloadavg()
+        if not (staging / "model.keras").exists():  # no epoch improved on the first: keep the final weights
+            result.model.save(staging / "model.keras")
+        evaluation = evaluate(result.model, data, tta=recipe.tta)
+        metrics = {
+            "test_accuracy": evaluation.accuracy_tta if recipe.tta else evaluation.accuracy,
+            "test_accuracy_plain": evaluation.accuracy,
+            "test_accuracy_flip_tta": evaluation.accuracy_tta if recipe.tta else None,
+            "train_seconds": round(result.seconds, 2),
+            "train_cpu_seconds": round(result.cpu_seconds, 2),
+            "epochs": result.epochs_run,
+            "epochs_planned": epochs,
+            "best_epoch": result.best_epoch,
+            "best_val_accuracy": max(result.history["val_accuracy"]),
+            "recipe": recipe.name,
+            "recipe_settings": recipe.to_dict(),
+            "dataset": data.dataset,
+            "fast": bool(args.fast),
+            "n_train": int(data.x_train.shape[0]),
+            "n_val": int(data.x_val.shape[0]),
+            "n_test": int(data.x_test.shape[0]),
+            "class_names": list(data.class_names),
+            "per_class_accuracy": {name: round(float(a), 4) for name, a in
+                                   zip(data.class_names, evaluation.per_class)},
+            "normalization": {"mean": np.round(data.mean, 4).tolist(), "std": np.round(data.std, 4).tolist(),
+                              "fitted_on": "training split"},
+            "parameters": int(result.model.count_params()),
+            "history": result.history,
+            "load_average_before": [round(v, 2) for v in load_before],
+            "load_average_after": [round(v, 2) for v in load_after],
+            "cpu_count": os.cpu_count(),
+            "versions": {"cnnkit": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
+                         "numpy": np.__version__},
+            "command": sys.argv,
+        }
+        metrics["figures"] = _save_figures(result, evaluation, data, staging)
+        with open(staging / "metrics.json", "w") as fh:
+            json.dump(metrics, fh, indent=2)
+        _publish(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return metrics
+
+
+def _publish(staging: Path, out: Path) -> None:
+    """Move the finished files into ``out``: a rename when ``out`` is new, else file by file (same names replaced)."""
+    if not out.exists():
+        os.replace(staging, out)
+        return
+    for item in sorted(staging.iterdir()):
+        os.replace(item, out / item.name)
+    staging.rmdir()
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse already printed the usage and the reason
+        return int(exc.code or 0) and EXIT_USAGE
+    from cnnkit.data import CorruptDataError, DataNotFoundError
+
+    try:
+        metrics = run(args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (DataNotFoundError, CorruptDataError, FileNotFoundError) as exc:
+        print(f"error: the data could not be loaded: {exc}", file=sys.stderr)
+        print("hint: pass --data-dir DIR (a folder holding cifar-10-batches-py/ or cifar-10-python.tar.gz), "
+              "set CNNKIT_DATA_DIR, add --download, or use --dataset offline", file=sys.stderr)
+        return EXIT_DATA
+    except KeyboardInterrupt:
+        print(f"interrupted: nothing was written to {args.out}", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        print(f"error: training failed ({type(exc).__name__}: {exc}); nothing was written to {args.out}",
+              file=sys.stderr)
+        return EXIT_FAILED
+    print(f"test accuracy {metrics['test_accuracy']:.2%} | {metrics['epochs']} epochs in "
+          f"{metrics['train_seconds']:.1f} s | wrote {args.out}/model.keras, metrics.json, "
+          f"{', '.join(metrics['figures'])}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

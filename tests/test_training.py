@@ -1,0 +1,428 @@
+"""cnnkit.training (the capstone recipe), python -m cnnkit.train and the capstone checks.
+
+TensorFlow/Keras and numpy are the oracles; the end-to-end run uses the offline dataset
+in fast mode so that the whole file stays well under two minutes on two CPU cores.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cnnkit import training as T
+from cnnkit.checks import CheckFailed
+from cnnkit.checks import capstone as checks
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tf():
+    from cnnkit.env import import_tensorflow
+
+    return import_tensorflow()
+
+
+def _images(n=40, h=8, w=8, c=3, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, size=(n, h, w, c), dtype=np.uint8)
+
+
+# --------------------------------------------------------------------------- recipes
+
+
+def test_recipes_are_frozen_complete_and_json_ready():
+    assert set(T.RECIPES) == {"quick", "good"}
+    for name, recipe in T.RECIPES.items():
+        assert recipe.name == name
+        assert T.get_recipe(name) is recipe
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            recipe.epochs = 1
+        settings_ = json.loads(json.dumps(recipe.to_dict()))
+        for key in ("widths", "epochs", "batch_size", "optimizer", "learning_rate", "label_smoothing",
+                    "weight_decay", "warmup_epochs", "decay", "flip", "translate", "tta"):
+            assert key in settings_
+    assert T.RECIPES["good"].epochs >= T.RECIPES["quick"].epochs
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"epochs": 0}, "epochs"), ({"optimizer": "lbfgs"}, "optimizer"), ({"decay": "step"}, "decay"),
+    ({"label_smoothing": 1.5}, "label_smoothing"), ({"residual": (True,)}, "residual"),
+    ({"warmup_epochs": 99}, "warmup_epochs"), ({"learning_rate": -1.0}, "learning_rate"),
+    ({"widths": ()}, "widths"), ({"whiten_patch": 5}, "whiten_patch"), ({"whiten_stride": 3}, "whiten_stride"),
+    ({"val_fraction": 0.0}, "val_fraction"),
+])
+def test_recipe_rejects_bad_values_naming_them(change, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        T.RECIPES["quick"].replace(**change)
+
+
+def test_unknown_recipe_lists_the_known_ones():
+    with pytest.raises(ValueError, match="quick"):
+        T.get_recipe("fastest")
+
+
+# --------------------------------------------------------------------------- data
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 9), hw=st.integers(1, 6), c=st.integers(1, 4), seed=st.integers(0, 1000))
+def test_channel_statistics_match_numpy(n, hw, c, seed):
+    x = _images(n, hw, hw, c, seed)
+    mean, std = T.channel_statistics(x, chunk=3)
+    flat = x.reshape(-1, c).astype(np.float64)
+    np.testing.assert_allclose(mean, flat.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(std, np.maximum(flat.std(0), 1e-3), rtol=1e-5)
+    assert mean.shape == std.shape == (c,)
+
+
+def test_channel_statistics_refuse_float_images():
+    with pytest.raises(TypeError, match="uint8"):
+        T.channel_statistics(np.zeros((2, 4, 4, 3), np.float32))
+    with pytest.raises(ValueError, match="rank|shape"):
+        T.channel_statistics(np.zeros((4, 4, 3), np.uint8))
+
+
+def test_prepare_data_fits_statistics_on_the_training_split_only():
+    from cnnkit.data import load_dataset
+
+    ds = load_dataset("offline")
+    data = T.prepare_data(ds, val_fraction=0.2, seed=0, train_size=1000, test_size=200)
+    assert data.x_train.dtype == data.x_val.dtype == data.x_test.dtype == np.uint8
+    assert (len(data.x_train), len(data.x_val), len(data.x_test)) == (800, 200, 200)
+    assert np.all(np.bincount(data.y_val, minlength=10) == 20)  # stratified: 20 % of each class
+    mean, std = T.channel_statistics(data.x_train)
+    np.testing.assert_array_equal(data.mean, mean)
+    np.testing.assert_array_equal(data.std, std)
+    everything, _ = T.channel_statistics(np.concatenate([data.x_train, data.x_val, data.x_test]))
+    assert not np.allclose(data.mean, everything, rtol=1e-6)
+    # the validation images are taken out of the training set, not shared with it
+    train_rows = {row.tobytes() for row in data.x_train.reshape(len(data.x_train), -1)}
+    assert not any(row.tobytes() in train_rows for row in data.x_val.reshape(len(data.x_val), -1))
+
+
+# --------------------------------------------------------------------------- pipeline
+
+
+def test_pipeline_standardises_uint8_batches_with_the_given_statistics(tf):
+    x = _images(10)
+    y = np.arange(10) % 3
+    mean, std = np.array([10.0, 100.0, 200.0]), np.array([2.0, 50.0, 80.0])
+    ds = T.make_pipeline(x, y, mean=mean, std=std, batch_size=4, num_classes=3)
+    batches = list(ds.as_numpy_iterator())
+    assert [b[0].shape[0] for b in batches] == [4, 4, 2]
+    z = np.concatenate([b[0] for b in batches])
+    assert z.dtype == np.float32
+    np.testing.assert_allclose(z, (x.astype(np.float64) - mean) / std, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), np.eye(3)[y])
+    assert x.dtype == np.uint8  # the caller's array is left as it was
+
+
+def test_pipeline_shuffles_every_epoch_and_sees_each_image_once(tf):
+    x = np.arange(12, dtype=np.uint8).reshape(12, 1, 1, 1) * 10
+    y = np.zeros(12, np.int64)
+    ds = T.make_pipeline(x, y, mean=[0.0], std=[1.0], batch_size=4, num_classes=1, training=True, seed=3)
+    epochs = [np.concatenate([b[0].ravel() for b in ds.as_numpy_iterator()]) for _ in range(2)]
+    for values in epochs:
+        assert sorted(values.tolist()) == sorted((x.ravel().astype(float)).tolist())
+    assert not np.array_equal(epochs[0], epochs[1])
+
+
+def _all_shifts(image, pad):
+    padded = np.pad(image, ((pad, pad), (pad, pad), (0, 0)), mode="reflect")
+    h, w = image.shape[:2]
+    return [padded[dy:dy + h, dx:dx + w] for dy in range(2 * pad + 1) for dx in range(2 * pad + 1)]
+
+
+def test_augmentation_keeps_uint8_and_only_flips_and_shifts(tf):
+    x = _images(16, 6, 6)
+    seed = tf.constant([5, 7], tf.int64)
+    flipped = T.random_flip(tf.constant(x), seed).numpy()
+    shifted = T.random_translate(tf.constant(x), 2, seed).numpy()
+    assert flipped.dtype == shifted.dtype == np.uint8
+    n_flipped = 0
+    for original, f, s in zip(x, flipped, shifted):
+        assert np.array_equal(f, original) or np.array_equal(f, original[:, ::-1])
+        n_flipped += not np.array_equal(f, original)
+        assert any(np.array_equal(s, candidate) for candidate in _all_shifts(original, 2))
+    assert 0 < n_flipped < 16
+    assert np.array_equal(T.random_translate(tf.constant(x), 0, seed).numpy(), x)
+
+
+def test_pipeline_rejects_bad_inputs():
+    x = _images(4)
+    with pytest.raises(TypeError, match="uint8"):
+        T.make_pipeline(x.astype(np.float32), np.zeros(4), mean=[0, 0, 0], std=[1, 1, 1])
+    with pytest.raises(ValueError, match="one value per channel"):
+        T.make_pipeline(x, np.zeros(4, int), mean=[0, 0], std=[1, 1])
+    with pytest.raises(ValueError, match=r"shape \(4,\)"):
+        T.make_pipeline(x, np.zeros(3, int), mean=[0, 0, 0], std=[1, 1, 1])
+    with pytest.raises(ValueError, match="labels must lie"):
+        T.make_pipeline(x, np.array([0, 1, 2, 11]), mean=[0, 0, 0], std=[1, 1, 1], num_classes=10)
+
+
+# --------------------------------------------------------------------------- model
+
+
+def test_patch_whitening_kernel_whitens_training_patches_like_conv2d(tf):
+    import keras
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(64, 8, 8, 1))
+    x = np.clip(120 + 40 * np.concatenate([base, 0.5 * base + rng.normal(size=base.shape), rng.normal(size=base.shape)],
+                                          axis=-1), 0, 255).astype(np.uint8)  # correlated channels
+    mean, std = T.channel_statistics(x)
+    kernel = T.patch_whitening_kernel(x, mean, std, 2, eps=1e-8)
+    assert kernel.shape == (2, 2, 3, 24)
+    z = (x.astype(np.float32) - mean) / std
+    conv = keras.layers.Conv2D(24, 2, padding="valid", use_bias=False)
+    conv.build((None, 8, 8, 3))
+    conv.set_weights([kernel])
+    out = np.asarray(conv(z)).reshape(-1, 24).astype(np.float64)
+    patches = np.lib.stride_tricks.sliding_window_view(z, (2, 2), axis=(1, 2)).transpose(0, 1, 2, 4, 5, 3)
+    np.testing.assert_allclose(out, patches.reshape(-1, 12) @ kernel.reshape(12, 24), rtol=1e-4, atol=1e-4)
+    half = out[:, :12]
+    np.testing.assert_allclose(np.cov(half, rowvar=False, bias=True), np.eye(12), atol=1e-3)
+    np.testing.assert_allclose(out[:, 12:], -half, atol=1e-6)
+
+
+def test_residual_block_is_the_identity_when_its_kernels_are_zero(tf):
+    import keras
+
+    inputs = keras.Input((5, 5, 4))
+    model = keras.Model(inputs, T.residual_block(inputs, 4, name="r"))
+    assert model.output_shape == (None, 5, 5, 4)
+    x = np.random.default_rng(0).normal(size=(2, 5, 5, 4)).astype(np.float32)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            layer.kernel.assign(np.zeros(layer.kernel.shape, np.float32))
+    np.testing.assert_allclose(np.asarray(model(x, training=False)), x, atol=1e-6)
+    with pytest.raises(ValueError, match="input has 4"):
+        T.residual_block(keras.Input((5, 5, 4)), 8)
+
+
+@pytest.mark.parametrize("name", ["quick", "good"])
+def test_models_build_with_logits_for_each_class_and_a_frozen_whitening_layer(tf, name):
+    from cnnkit import params
+
+    model = T.build_model(name, num_classes=10)
+    assert model.output_shape == (None, 10)
+    assert model.get_layer("whiten").trainable is False
+    assert model(np.zeros((2, 32, 32, 3), np.float32)).shape == (2, 10)
+    table = params.explain(model)
+    assert table.total == model.count_params()
+    assert table.row("whiten").trainable == 0
+    if any(T.RECIPES[name].residual):
+        assert any(layer.name.endswith("_add") for layer in model.layers)
+
+
+# --------------------------------------------------------------------------- schedule, optimiser, saving
+
+
+def test_warmup_decay_values_follow_the_formula(tf):
+    linear = T.WarmupDecay(0.4, total_steps=100, warmup_steps=10, final=0.04)
+    steps = np.array([0, 5, 10, 55, 100, 150])
+    np.testing.assert_allclose(linear.values(steps), [0.0, 0.2, 0.4, 0.22, 0.04, 0.04], rtol=1e-6)
+    values = linear.values(np.arange(101))
+    assert np.all(np.diff(values[:11]) > 0) and np.all(np.diff(values[10:]) < 0)
+    cosine = T.WarmupDecay(1.0, total_steps=20, warmup_steps=0, final=0.0, shape="cosine")
+    np.testing.assert_allclose(cosine.values([0, 10, 20]), [1.0, 0.5, 0.0], atol=1e-6)
+
+
+def test_warmup_decay_serialisation_round_trip(tf):
+    import keras
+
+    schedule = T.WarmupDecay(0.3, total_steps=50, warmup_steps=5, final=0.01, shape="cosine")
+    config = keras.saving.serialize_keras_object(schedule)
+    again = keras.saving.deserialize_keras_object(json.loads(json.dumps(config)))
+    assert type(again).__name__ == "WarmupDecay" and again.get_config() == schedule.get_config()
+    np.testing.assert_allclose(again.values(np.arange(60)), schedule.values(np.arange(60)))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"peak": 0.0}, "peak"), ({"total_steps": 0}, "total_steps"), ({"warmup_steps": 10}, "warmup_steps"),
+    ({"final": 1.0}, "final"), ({"shape": "step"}, "shape"),
+])
+def test_warmup_decay_rejects_bad_arguments(tf, kwargs, message):
+    args = {"peak": 0.1, "total_steps": 10, "warmup_steps": 2, "final": 0.0, "shape": "linear", **kwargs}
+    with pytest.raises((ValueError, TypeError), match=message):
+        T.WarmupDecay(**args)
+
+
+def test_compiled_model_trains_saves_and_reloads(tf, tmp_path):
+    import keras
+
+    recipe = T.RECIPES["quick"].replace(widths=(8, 16), residual=(False, True), batch_size=16, epochs=2)
+    model = T.build_model(recipe, input_shape=(16, 16, 3), num_classes=4)
+    T.compile_model(model, recipe, steps_per_epoch=2)
+    assert isinstance(model.optimizer, keras.optimizers.SGD) and model.optimizer.nesterov
+    x = _images(32, 16, 16)
+    y = np.arange(32) % 4
+    ds = T.make_pipeline(x, y, mean=[127.0] * 3, std=[70.0] * 3, batch_size=16, num_classes=4, training=True,
+                         flip=True, translate=2)
+    model.fit(ds, epochs=1, verbose=0, shuffle=False)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    again = T.load_model(path)
+    p1 = T.predict_proba(model, x, [127.0] * 3, [70.0] * 3, tta=True)
+    p2 = T.predict_proba(again, x, [127.0] * 3, [70.0] * 3, tta=True)
+    np.testing.assert_allclose(p1, p2, rtol=1e-5, atol=1e-6)
+    assert again.optimizer.learning_rate is not None
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def test_predict_proba_tta_averages_the_mirror_image(tf):
+    import keras
+
+    inputs = keras.Input((4, 4, 1))
+    model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(inputs)))
+    x = _images(5, 4, 4, 1)
+    z = (x.astype(np.float32) - 100.0) / 50.0
+    soft = lambda t: np.asarray(tf.nn.softmax(model(t)))  # noqa: E731
+    np.testing.assert_allclose(T.predict_proba(model, x, [100.0], [50.0]), soft(z), rtol=1e-5)
+    np.testing.assert_allclose(T.predict_proba(model, x, [100.0], [50.0], tta=True, batch_size=2),
+                               0.5 * (soft(z) + soft(z[:, :, ::-1])), rtol=1e-5)
+
+
+def test_per_class_accuracy_confusion_and_mistakes():
+    y_true = np.array([0, 0, 1, 1, 1, 2])
+    y_pred = np.array([0, 1, 1, 1, 0, 0])
+    np.testing.assert_allclose(T.per_class_accuracy(y_true, y_pred, 4), [0.5, 2 / 3, 0.0, np.nan])
+    counts = T.confusion_counts(y_true, y_pred, 3)
+    assert counts.tolist() == [[1, 1, 0], [1, 2, 0], [1, 0, 0]]
+    assert np.trace(counts) / counts.sum() == np.mean(y_true == y_pred)
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.3, 0.7]])
+    assert T.most_confident_mistakes(probs, np.array([1, 1, 0, 0]), k=5).tolist() == [0, 3, 2]
+    with pytest.raises(ValueError, match="differ in length"):
+        T.per_class_accuracy([0, 1], [0], 2)
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def _cli(*args, env_extra=None, timeout=240):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "", **(env_extra or {})}
+    env.pop("CNNKIT_DATASET", None)
+    return subprocess.run([sys.executable, "-m", "cnnkit.train", *args], capture_output=True, text=True,
+                          cwd=REPO, env=env, timeout=timeout)
+
+
+def _leftovers(parent: Path):
+    return [p.name for p in parent.iterdir() if ".partial-" in p.name]
+
+
+def test_cli_fast_offline_run_writes_model_metrics_and_figures(tmp_path):
+    out = tmp_path / "run"
+    done = _cli("--recipe", "quick", "--epochs", "1", "--out", str(out), "--dataset", "offline", "--fast")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "epoch 1/1" in done.stdout and "test accuracy" in done.stdout
+    assert {"model.keras", "metrics.json", "curves.png", "learning_rate.png", "confusion.png"} <= \
+        {p.name for p in out.iterdir()}
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("test_accuracy", "train_seconds", "epochs", "recipe", "dataset"):
+        assert key in metrics
+    assert metrics["recipe"] == "quick" and metrics["dataset"] == "offline" and metrics["epochs"] == 1
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0 and metrics["train_seconds"] > 0
+    assert metrics["normalization"]["fitted_on"] == "training split"
+    assert _leftovers(tmp_path) == []
+    model = T.load_model(out / "model.keras")
+    assert model.output_shape == (None, 10)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--recipe", "huge"], "invalid choice"),
+    (["--recipe", "quick", "--epochs", "0"], "positive integer"),
+    (["--recipe", "quick", "--epochs", "ten"], "positive integer"),
+    (["--recipe", "quick", "--dataset", "mnist"], "invalid choice"),
+    (["--recipe", "quick"], "--out"),
+])
+def test_cli_bad_arguments_exit_2_with_a_clear_message(tmp_path, args, message):
+    out = tmp_path / "run"
+    extra = [] if "--out" in message else ["--out", str(out)]
+    done = _cli(*args, *extra, timeout=60)
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert not out.exists() and _leftovers(tmp_path) == []
+
+
+def test_cli_missing_data_exits_3_and_leaves_an_existing_out_untouched(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    empty = tmp_path / "nodata"
+    empty.mkdir()
+    env = {"KERAS_HOME": str(tmp_path / "keras_home"), "CNNKIT_DATA_DIR": str(empty)}
+    for extra in (["--data-dir", str(tmp_path / "missing")], ["--data-dir", str(empty)]):
+        done = _cli("--recipe", "quick", "--out", str(out), "--dataset", "cifar10", *extra, env_extra=env, timeout=60)
+        assert done.returncode == 3, done.stderr
+        assert "could not be loaded" in done.stderr and "--data-dir" in done.stderr
+    assert [p.name for p in out.iterdir()] == ["notes.txt"] and (out / "notes.txt").read_text() == "keep me"
+    assert _leftovers(tmp_path) == []
+
+
+def test_cli_failure_during_training_removes_the_partial_output(tmp_path, monkeypatch, capsys):
+    from cnnkit import train as cli
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated crash in the middle of training")
+
+    monkeypatch.setattr(T, "fit_recipe", broken)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "old.json").write_text("{}")
+    code = cli.main(["--recipe", "quick", "--out", str(out), "--dataset", "offline", "--fast", "--quiet"])
+    assert code == 1
+    assert "simulated crash" in capsys.readouterr().err
+    assert [p.name for p in out.iterdir()] == ["old.json"]
+    assert _leftovers(tmp_path) == []
+    assert cli.main(["--recipe", "quick", "--out", str(out / "old.json")]) == 2
+
+
+# --------------------------------------------------------------------------- the exercise checks
+
+
+def _standardize(x_train, x_val, x_test):
+    mean, std = x_train.mean(axis=(0, 1, 2)), x_train.std(axis=(0, 1, 2))
+    return tuple(((x - mean) / std).astype(np.float32) for x in (x_train, x_val, x_test)), (mean, std)
+
+
+def test_checks_pass_right_answers_and_explain_wrong_ones(tf):
+    checks.check_standardize_splits(_standardize)
+    checks.check_lr_schedule(lambda s, p, w, t: p * s / w if s < w else p * (1 - min((s - w) / (t - w), 1)))
+    checks.check_per_class_accuracy(lambda yt, yp, k: T.per_class_accuracy(yt, yp, k))
+    checks.check_flip_tta(lambda predict, x: (predict(x) + predict(x[:, :, ::-1])) / 2)
+    checks.check_residual_block(lambda x, f: T.residual_block(x, f))
+    leak = lambda a, b, c: _standardize(np.concatenate([a, b, c]), b, c)  # noqa: E731
+    with pytest.raises(CheckFailed, match="leaks"):
+        checks.check_standardize_splits(leak)
+    with pytest.raises(CheckFailed, match="off-by-one|starts from 0"):
+        checks.check_lr_schedule(lambda s, p, w, t: p * (s + 1) / w if s < w else p * (1 - min((s - w) / (t - w), 1)))
+    with pytest.raises(CheckFailed, match="precision"):
+        checks.check_per_class_accuracy(
+            lambda yt, yp, k: np.array([np.mean(yt[yp == c] == c) if np.any(yp == c) else 0 for c in range(k)]))
+    with pytest.raises(CheckFailed, match="upside down"):
+        checks.check_flip_tta(lambda predict, x: (predict(x) + predict(x[:, ::-1])) / 2)
+    import keras
+
+    with pytest.raises(CheckFailed, match="ReLU\\(x\\)"):
+        checks.check_residual_block(lambda x, f: keras.layers.ReLU()(T.residual_block(x, f)))
+
+
+@pytest.mark.parametrize("check", ["check_standardize_splits", "check_residual_block", "check_lr_schedule",
+                                   "check_per_class_accuracy", "check_flip_tta"])
+def test_checks_fail_on_a_blank_answer(tf, check):
+    def blank(*args):
+        raise NotImplementedError()
+
+    with pytest.raises(CheckFailed, match="NotImplementedError"):
+        getattr(checks, check)(blank)

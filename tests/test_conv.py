@@ -310,7 +310,12 @@ def test_geometry_figure_and_explorer_build():
     plt.close(fig)
     pytest.importorskip("ipywidgets")
     box = conv.conv_explorer(9, 3, 2, 1)
-    assert len(box.children) == 2
+    controls, label, picture = box.children
+    assert label.value == "<b>output size = 5 x 5</b>"  # floor((9 - 3 + 2)/2) + 1
+    assert picture.value.startswith(b"\x89PNG")
+    first = picture.value
+    controls.children[0].children[0].value = 11  # moving the input-size slider redraws both
+    assert label.value == "<b>output size = 6 x 6</b>" and picture.value != first
     plt.close("all")
 
 

@@ -312,10 +312,10 @@ def test_geometry_figure_and_explorer_build():
     box = conv.conv_explorer(9, 3, 2, 1)
     controls, label, picture = box.children
     assert label.value == "<b>output size = 5 x 5</b>"  # floor((9 - 3 + 2)/2) + 1
-    assert picture.value.startswith(b"\x89PNG")
-    first = picture.value
+    assert bytes(picture.value).startswith(b"\x89PNG")
+    first = bytes(picture.value)
     controls.children[0].children[0].value = 11  # moving the input-size slider redraws both
-    assert label.value == "<b>output size = 6 x 6</b>" and picture.value != first
+    assert label.value == "<b>output size = 6 x 6</b>" and bytes(picture.value) != first
     plt.close("all")
 
 

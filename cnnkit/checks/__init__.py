@@ -13,6 +13,7 @@ modules (``cnnkit.checks.convolution``, ...) build on the helpers here::
 from __future__ import annotations
 
 import importlib
+import numbers
 
 import numpy as np
 
@@ -36,6 +37,33 @@ def unanswered(value, name: str) -> None:
     """Fail when ``value`` is None or Ellipsis (the answer was left empty)."""
     if value is None or value is Ellipsis:
         fail(f"{name} is {value!r}: write your answer in the cell above and run it")
+
+
+def call_answer(fn, name: str, *args, detail: str = "", **kwargs):
+    """Call a student's ``fn(*args, **kwargs)``; a blank answer or a crash becomes a CheckFailed.
+
+    ``name`` is how the call is shown (e.g. ``"relu(z)"``); ``detail`` is added
+    after the crash message (e.g. the inputs that caused it).
+    """
+    try:
+        return fn(*args, **kwargs)
+    except CheckFailed:
+        raise
+    except NotImplementedError:
+        fail(f"{name} raised NotImplementedError: the answer is not written yet; replace "
+             "`raise NotImplementedError()` with your code and run the cell")
+    except Exception as exc:  # the student's code crashed: say where, do not crash the check
+        fail(f"{name} raised {type(exc).__name__}: {exc}{detail}")
+
+
+def expect_count(value, name: str) -> int:
+    """Return ``value`` as an int, failing unless it is a whole number (a parameter count, a size)."""
+    unanswered(value, name)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        fail(f"{name} should be a whole number, got {value!r} ({type(value).__name__})")
+    if value != int(value):
+        fail(f"{name} should be a whole number, got {value!r}: parameter counts are integers")
+    return int(value)
 
 
 def expect_callable(fn, name: str) -> None:

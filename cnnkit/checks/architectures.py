@@ -8,11 +8,10 @@ wrong place, branches concatenated in another order...).
 """
 from __future__ import annotations
 
-import numbers
 
 import numpy as np
 
-from cnnkit.checks import expect_callable, fail, passed, unanswered
+from cnnkit.checks import expect_callable, expect_count, fail, passed, unanswered
 
 INPUT_SHAPE = (32, 32, 3)
 # Exercise 2: (name, Keras layer type, arguments); the model is built from this table
@@ -48,15 +47,6 @@ def _trainable(model_or_layer) -> int:
 
 def _non_trainable(model_or_layer) -> int:
     return int(sum(int(np.prod(w.shape)) for w in model_or_layer.non_trainable_weights))
-
-
-def _as_int(value, name: str) -> int:
-    unanswered(value, name)
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        fail(f"{name} should be a whole number, got {value!r} ({type(value).__name__})")
-    if value != int(value):
-        fail(f"{name} should be a whole number, got {value!r}: parameter counts are integers")
-    return int(value)
 
 
 # --------------------------------------------------------------------------- Exercise 2: count by hand
@@ -152,7 +142,7 @@ def check_exercise2_layers(trainable_counts) -> None:
     channels = {3} | {f["out"][-1] for f in facts.values() if f["type"] == "Conv2D"}
     wrong = []
     for name, fact in facts.items():
-        got = _as_int(trainable_counts[name], f"trainable_counts[{name!r}]")
+        got = expect_count(trainable_counts[name], f"trainable_counts[{name!r}]")
         want = fact["trainable"]
         if got == want:
             continue
@@ -178,8 +168,8 @@ def check_exercise2_layers(trainable_counts) -> None:
 
 def check_exercise2_totals(total_trainable, total_non_trainable) -> None:
     """The totals Keras' ``model.summary()`` would print for Exercise 2: trainable and non-trainable."""
-    got_t = _as_int(total_trainable, "total_trainable")
-    got_n = _as_int(total_non_trainable, "total_non_trainable")
+    got_t = expect_count(total_trainable, "total_trainable")
+    got_n = expect_count(total_non_trainable, "total_non_trainable")
     model = exercise2_model()
     want_t, want_n = _trainable(model), _non_trainable(model)
     bn = model.get_layer("bn2")
@@ -433,8 +423,8 @@ def check_inception_savings(params_naive, params_reduced) -> None:
     from cnnkit.architectures import inception_block, naive_inception_block
 
     keras = _keras()
-    got_naive = _as_int(params_naive, "params_naive")
-    got_reduced = _as_int(params_reduced, "params_reduced")
+    got_naive = expect_count(params_naive, "params_naive")
+    got_reduced = expect_count(params_reduced, "params_reduced")
     shape, widths = INCEPTION_3A["input_shape"], INCEPTION_3A["widths"]
     c_in = shape[-1]
     c1, c3r, c3, c5r, c5, pp = widths

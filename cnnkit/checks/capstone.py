@@ -9,18 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnkit.checks import expect_callable, fail, passed
+from cnnkit.checks import call_answer, expect_callable, fail, passed
 
 # --------------------------------------------------------------------------- helpers
 
 
 def _call(fn, name: str, *args):
-    try:
-        return fn(*args)
-    except NotImplementedError:
-        fail(f"{name} raises NotImplementedError: replace `raise NotImplementedError()` with your answer")
-    except Exception as exc:  # the student's code crashed: say where
-        fail(f"{name} raised {type(exc).__name__}: {exc}")
+    return call_answer(fn, name, *args)
 
 
 def _array(value, name: str) -> np.ndarray:

@@ -11,7 +11,7 @@ import numbers
 
 import numpy as np
 
-from cnnkit.checks import CheckFailed, expect_array, expect_callable, expect_shape, fail, passed, unanswered
+from cnnkit.checks import call_answer, expect_array, expect_callable, expect_shape, fail, passed, unanswered
 from cnnkit.conv import conv2d, output_size, same_padding
 
 # The exercise's 5x5 image (the tutorial's) and an asymmetric 3x3 kernel: with
@@ -41,16 +41,9 @@ SAME_PADDING_CASES = [
 
 
 def _call(fn, name: str, *args):
-    """Call the student's ``fn(*args)``, turning an exception into a CheckFailed that shows the call."""
+    """Call the student's ``fn(*args)``, showing the call in any failure."""
     shown = ", ".join(repr(a) if np.isscalar(a) else f"<array {np.shape(a)}>" for a in args)
-    try:
-        return fn(*args)
-    except NotImplementedError:
-        fail(f"{name}({shown}) raised NotImplementedError: replace `raise NotImplementedError()` with your code")
-    except CheckFailed:
-        raise
-    except Exception as exc:  # the student's code crashed: say where
-        fail(f"{name}({shown}) raised {type(exc).__name__}: {exc}")
+    return call_answer(fn, f"{name}({shown})", *args)
 
 
 def _as_array(value, name: str) -> np.ndarray:

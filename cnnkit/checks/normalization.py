@@ -11,20 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnkit.checks import CheckFailed, expect_callable, expect_shape, fail, passed, unanswered
+from cnnkit.checks import call_answer, expect_callable, expect_shape, fail, passed, unanswered
 from cnnkit.normalization import StandardScaler, detect_leak
 
 
 def _call(fn, name: str, *args):
-    """Call the student's function; turn any exception into a CheckFailed that names it."""
-    try:
-        return fn(*args)
-    except CheckFailed:
-        raise
-    except NotImplementedError:
-        fail(f"{name} raised NotImplementedError: replace `raise NotImplementedError()` with your answer and run the cell")
-    except Exception as exc:  # the student's bug: report it, do not crash the grader
-        fail(f"calling {name} raised {type(exc).__name__}: {exc}")
+    return call_answer(fn, name, *args)
 
 
 def _as_numbers(name: str, value, shape) -> np.ndarray:

@@ -11,7 +11,7 @@ import numbers
 
 import numpy as np
 
-from cnnkit.checks import expect_callable, expect_shape, fail, passed
+from cnnkit.checks import call_answer, expect_callable, expect_shape, fail, passed
 
 # (H, W, C_in, K): the last is square (C_in == K) so that a transposed weight matrix shows
 ONE_BY_ONE_CASES = ((4, 5, 3, 2), (1, 1, 6, 4), (7, 3, 8, 16), (5, 5, 4, 4))
@@ -29,13 +29,8 @@ def _keras():
 
 
 def _call(fn, name: str, *args):
-    try:
-        return fn(*args)
-    except NotImplementedError:
-        fail(f"{name} is not written yet: replace `raise NotImplementedError()` with your code")
-    except Exception as exc:  # a student's bug: report it, do not crash the check
-        shapes = ", ".join(str(np.shape(a)) if isinstance(a, np.ndarray) else repr(a) for a in args)
-        fail(f"{name}({shapes}) raised {type(exc).__name__}: {exc}")
+    shapes = ", ".join(str(np.shape(a)) if isinstance(a, np.ndarray) else repr(a) for a in args)
+    return call_answer(fn, f"{name}({shapes})", *args)
 
 
 def keras_one_by_one(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:

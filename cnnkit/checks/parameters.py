@@ -7,9 +7,8 @@ the input channels left out, the moving statistics counted as trainable...
 """
 from __future__ import annotations
 
-import numbers
 
-from cnnkit.checks import expect_callable, fail, passed, unanswered
+from cnnkit.checks import call_answer, expect_callable, expect_count, fail, passed, unanswered
 
 # (F, C_in, K, bias) configurations a conv-count function is tried on
 CONV_CASES = ((3, 1, 16, True), (3, 8, 32, True), (5, 16, 8, False), (1, 64, 32, True), (7, 3, 64, False))
@@ -37,22 +36,8 @@ def _keras_dense_count(n_in: int, n_out: int) -> int:
     return layer.count_params()
 
 
-def _as_int(value, name: str) -> int:
-    unanswered(value, name)
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        fail(f"{name} should be a whole number, got {value!r} ({type(value).__name__})")
-    if value != int(value):
-        fail(f"{name} should be a whole number, got {value!r}: parameter counts are integers")
-    return int(value)
-
-
 def _call(fn, name: str, *args):
-    try:
-        return fn(*args)
-    except NotImplementedError:
-        fail(f"{name} is not written yet: replace `raise NotImplementedError()` with your code")
-    except Exception as exc:  # a student's bug: report it, do not crash the check
-        fail(f"{name}{args} raised {type(exc).__name__}: {exc}")
+    return call_answer(fn, f"{name}{args}", *args)
 
 
 def conv_hint(got: int, f: int, c_in: int, k: int, bias: bool) -> str:
@@ -74,7 +59,7 @@ def check_conv_count(conv_count) -> None:
     """``conv_count(f, c_in, k, bias)`` must give the parameters of a Conv2D, as Keras counts them."""
     expect_callable(conv_count, "conv_count")
     for f, c_in, k, bias in CONV_CASES:
-        got = _as_int(_call(conv_count, "conv_count", f, c_in, k, bias), f"conv_count({f}, {c_in}, {k}, {bias})")
+        got = expect_count(_call(conv_count, "conv_count", f, c_in, k, bias), f"conv_count({f}, {c_in}, {k}, {bias})")
         expected = _keras_conv_count(f, c_in, k, bias)
         if got != expected:
             hint = conv_hint(got, f, c_in, k, bias)
@@ -90,7 +75,7 @@ def check_dense_count(dense_count) -> None:
     """``dense_count(n_in, n_out)`` must give the parameters of a Dense layer with bias."""
     expect_callable(dense_count, "dense_count")
     for n_in, n_out in DENSE_CASES:
-        got = _as_int(_call(dense_count, "dense_count", n_in, n_out), f"dense_count({n_in}, {n_out})")
+        got = expect_count(_call(dense_count, "dense_count", n_in, n_out), f"dense_count({n_in}, {n_out})")
         expected = _keras_dense_count(n_in, n_out)
         if got != expected:
             hints = {
@@ -107,8 +92,8 @@ def check_dense_count(dense_count) -> None:
 
 def check_bn_counts(channels: int, trainable, non_trainable) -> None:
     """Trainable and non-trainable counts of a BatchNormalization after a layer with ``channels`` outputs."""
-    t = _as_int(trainable, "bn_trainable")
-    n = _as_int(non_trainable, "bn_non_trainable")
+    t = expect_count(trainable, "bn_trainable")
+    n = expect_count(non_trainable, "bn_non_trainable")
     keras = _keras()
     layer = keras.layers.BatchNormalization()
     layer.build((None, 8, 8, channels))
@@ -189,7 +174,7 @@ def check_model_walk(answer) -> None:
             elif row.layer_type == "Flatten":
                 hint = ": Flatten multiplies height, width and channels"
             fail(f"walk[{i}] ({row.name}, {row.layer_type}): shape {shape}, expected {expected_shape}{hint}")
-        got = _as_int(params, f"walk[{i}] parameters")
+        got = expect_count(params, f"walk[{i}] parameters")
         if got != row.total:
             hint = ""
             if row.layer_type == "BatchNormalization" and got == row.trainable:

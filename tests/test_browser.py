@@ -99,7 +99,7 @@ def summary(request):
 
 
 def server_environment() -> dict:
-    """This process's environment, in fast mode, with the dataset tests/conftest.py chose."""
+    """This process's environment, in fast mode, with the dataset conftest.py chose."""
     env = dict(os.environ)
     env["CNNKIT_FAST"] = "1"
     if not env.get("CNNKIT_DATASET"):

@@ -1,5 +1,8 @@
 """Test-suite set-up: fast mode, and the offline dataset unless CIFAR-10 is on this machine.
 
+At the repository root so that it applies however pytest is called: the whole suite, one
+test file, or one notebook (``pytest solutions/09_capstone.ipynb``).
+
 The environment variables set here are inherited by the Jupyter kernels that
 nbval starts, so the notebooks run in fast mode too.
 """

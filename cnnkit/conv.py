@@ -196,11 +196,65 @@ def conv2d_naive(x, w, b=None, stride=1, padding="valid"):
 
 # --------------------------------------------------------------------------- the vectorised version
 
-# Bytes of patches (or strips) copied per block: small enough to stay in a
-# typical last-level cache while the matrix product reads them, large enough
-# that there are few products (each multi-threaded BLAS call has a start-up
-# cost, and on a busy machine a call can wait for its helper threads).
-_BLOCK_BYTES = 1 << 23
+# Bytes of patches (or strips) copied per block: about one core's L2 cache, so
+# the product reads the block while it is still cached; large enough that the
+# per-block Python and BLAS start-up costs stay small (of blocks from 1 to 16
+# MiB, 1 MiB gave the best geometric mean in benchmarks/conv_speed.py's suite
+# on a 2-core machine).
+_BLOCK_BYTES = 1 << 20
+# With this many filters or more, the products outweigh the copying: one product per larger
+# block, multi-threaded by BLAS itself, beat blocks spread over the cores (256 filters: 14 ms
+# against 16.5 ms on the benchmark's "wide channels" case).
+_WIDE_FILTERS = 128
+_WIDE_BLOCK_BYTES = 1 << 23
+
+
+def _block_plan(n_filters: int) -> tuple[int, bool]:
+    """(bytes per block, whether blocks run on several threads) for a layer of ``n_filters`` filters."""
+    if n_filters >= _WIDE_FILTERS:
+        return _WIDE_BLOCK_BYTES, False
+    return _BLOCK_BYTES, True
+
+_BLAS = {}  # the threadpoolctl controller and a thread pool, made on first use
+
+
+def _blas_controller():
+    """threadpoolctl's controller of the BLAS libraries loaded (made once)."""
+    if "controller" not in _BLAS:
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS["controller"] = ThreadpoolController()
+    return _BLAS["controller"]
+
+
+def _blas_threads() -> int:
+    """How many threads numpy's BLAS may use (``OPENBLAS_NUM_THREADS`` and the like set it); 1 if unknown."""
+    counts = [lib.num_threads for lib in _blas_controller().select(user_api="blas").lib_controllers]
+    return max(1, min(counts)) if counts else 1
+
+
+def _run_blocks(tasks, parallel: bool = True) -> None:
+    """Run the block computations ``tasks`` (callables writing disjoint parts of the output).
+
+    The blocks run concurrently on as many threads as numpy's BLAS may use, each
+    matrix product then on one BLAS thread: both the copying (single-threaded in
+    numpy) and the products are spread over the cores. numpy releases the GIL for
+    both, so the threads run in parallel.
+    """
+    workers = min(_blas_threads(), len(tasks)) if parallel else 1
+    if workers <= 1:
+        for task in tasks:
+            task()
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    if _BLAS.get("pool_size", 0) < workers:
+        if "pool" in _BLAS:
+            _BLAS["pool"].shutdown()
+        _BLAS["pool"], _BLAS["pool_size"] = ThreadPoolExecutor(workers, thread_name_prefix="cnnkit-conv"), workers
+    with _blas_controller().limit(limits=1, user_api="blas"):
+        for future in [_BLAS["pool"].submit(task) for task in tasks]:
+            future.result()  # re-raises an error of the block
 
 
 def _row_bands(n_images: int, h_out: int, rows_fitting: int):
@@ -225,9 +279,13 @@ def _conv_patches(xp, w_mat, kernel, stride, y):
     patches = as_strided(xp, shape=(n_images, h_out, w_out, f1, f2, c_in),
                          strides=(sn, sy * sh, sx * sw, sy, sx, sc), writeable=False)  # a view, no copy
     row_bytes = w_out * f1 * f2 * c_in * xp.itemsize
-    for n0, n1, i0, i1 in _row_bands(n_images, h_out, _BLOCK_BYTES // row_bytes):
-        block = np.ascontiguousarray(patches[n0:n1, i0:i1]).reshape(-1, w_mat.shape[0])
-        np.matmul(block, w_mat, out=y[n0:n1, i0:i1].reshape(-1, n_filters))
+    block_bytes, parallel = _block_plan(n_filters)
+
+    def block(n0, n1, i0, i1):
+        lowered = np.ascontiguousarray(patches[n0:n1, i0:i1]).reshape(-1, w_mat.shape[0])
+        np.matmul(lowered, w_mat, out=y[n0:n1, i0:i1].reshape(-1, n_filters))
+
+    _run_blocks([lambda b=b: block(*b) for b in _row_bands(n_images, h_out, block_bytes // row_bytes)], parallel)
 
 
 def _conv_strips(xp, w_mat, kernel, stride, y):
@@ -245,8 +303,10 @@ def _conv_strips(xp, w_mat, kernel, stride, y):
     sn, sy, sx, sc = xp.strides
     row_len = f2 * c_in           # one input row of a strip
     depth = f1 * row_len          # one patch: f1 consecutive rows of a strip
-    rows_fitting = (_BLOCK_BYTES // (w_out * row_len * xp.itemsize) - f1) // sh + 1
-    for n0, n1, i0, i1 in _row_bands(n_images, h_out, rows_fitting):
+    block_bytes, parallel = _block_plan(n_filters)
+    rows_fitting = (block_bytes // (w_out * row_len * xp.itemsize) - f1) // sh + 1
+
+    def block(n0, n1, i0, i1):
         top, bottom = i0 * sh, (i1 - 1) * sh + f1                 # input rows this block reads
         strips = as_strided(xp[n0:n1, top:bottom], shape=(n1 - n0, w_out, bottom - top, f2, c_in),
                             strides=(sn, sx * sw, sy, sx, sc), writeable=False)
@@ -258,6 +318,8 @@ def _conv_strips(xp, w_mat, kernel, stride, y):
             np.matmul(lowered[:, start:start + depth], w_mat, out=band[i - i0 + offset])
         if n1 - n0 > 1:
             y[n0:n1, i0:i1] = band.reshape(i1 - i0, n1 - n0, w_out, n_filters).transpose(1, 0, 2, 3)
+
+    _run_blocks([lambda b=b: block(*b) for b in _row_bands(n_images, h_out, rows_fitting)], parallel)
 
 
 def _choose_lowering(n_images: int, padded_h: int, h_out: int, f1: int, depth: int, n_filters: int) -> str:
@@ -299,7 +361,9 @@ def conv2d(x, w, b=None, stride=1, padding="valid"):
     ``w_mat = w.reshape(F1*F2*C, K)``, the whole layer is one matrix product
     ``P @ w_mat``: the *im2col* method. P is read from the padded input through
     ``as_strided`` (a view), copied one cache-sized block of images or rows at
-    a time, each block followed by its product. Patches overlap, so P repeats
+    a time, each block followed by its product; with fewer than 128 filters
+    the blocks are shared out among as many threads as numpy's BLAS may use
+    (with more, BLAS threads each product itself). Patches overlap, so P repeats
     each pixel F1*F2 times; where that copying dominates (large kernels on few
     channels, a single large image), a leaner lowering copies each output
     column's *strip* (all rows, F2 columns, C channels) once: the patch of

@@ -118,6 +118,47 @@ def test_both_lowerings_in_any_block_size_match_tensorflow(monkeypatch, lowering
                                rtol=RTOL, atol=ATOL)
 
 
+@pytest.mark.parametrize("lowering", ["patches", "strips"])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_blocks_on_several_threads_give_the_same_result(monkeypatch, lowering, threads):
+    """The blocks run concurrently (one BLAS thread each) when BLAS may use several threads."""
+    monkeypatch.setattr(conv, "_BLOCK_BYTES", 2000)  # many small blocks
+    monkeypatch.setattr(conv, "_choose_lowering", lambda *args: lowering)
+    monkeypatch.setattr(conv, "_blas_threads", lambda: threads)
+    x, w, b = random_case(np.random.default_rng(4), 6, 17, 15, 4, 3, 3, 5)
+    np.testing.assert_allclose(conv2d(x, w, b, 1, "same"), tf_conv(x, w, b, 1, "same"), rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("lowering", ["patches", "strips"])
+def test_wide_layers_use_larger_blocks_on_one_thread_and_match_tensorflow(monkeypatch, lowering):
+    assert conv._block_plan(127) == (conv._BLOCK_BYTES, True)
+    assert conv._block_plan(128) == (conv._WIDE_BLOCK_BYTES, False)
+    monkeypatch.setattr(conv, "_WIDE_BLOCK_BYTES", 30_000)  # several blocks even for a small case
+    monkeypatch.setattr(conv, "_choose_lowering", lambda *args: lowering)
+    x, w, b = random_case(np.random.default_rng(5), 3, 9, 8, 4, 3, 3, 128)
+    np.testing.assert_allclose(conv2d(x, w, b, 1, "same"), tf_conv(x, w, b, 1, "same"), rtol=RTOL, atol=ATOL)
+
+
+def test_an_error_in_a_block_reaches_the_caller(monkeypatch):
+    monkeypatch.setattr(conv, "_blas_threads", lambda: 2)
+    calls = []
+
+    def failing():
+        calls.append(1)
+        raise FloatingPointError("block 2 failed")
+
+    with pytest.raises(FloatingPointError, match="block 2 failed"):
+        conv._run_blocks([lambda: calls.append(0), failing])
+    assert len(calls) == 2
+
+
+def test_blas_thread_count_is_read_from_numpys_blas():
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        assert conv._blas_threads() == 1
+
+
 def test_lowering_choice():
     assert conv._choose_lowering(128, 32, 28, 5, 75, 16) == "strips"      # 5x5 kernel on 3 channels
     assert conv._choose_lowering(128, 34, 32, 3, 27, 32) == "patches"     # 3x3, 3 channels, 32 filters

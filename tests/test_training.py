@@ -136,6 +136,18 @@ def test_pipeline_shuffles_every_epoch_and_sees_each_image_once(tf):
     assert not np.array_equal(epochs[0], epochs[1])
 
 
+def test_repeated_pipeline_streams_epoch_after_epoch_each_reshuffled(tf):
+    x = np.arange(12, dtype=np.uint8).reshape(12, 1, 1, 1) * 10
+    y = np.zeros(12, np.int64)
+    ds = T.make_pipeline(x, y, mean=[0.0], std=[1.0], batch_size=4, num_classes=1, training=True, seed=3,
+                         repeat=True)
+    values = np.concatenate([b[0].ravel() for b in ds.take(9).as_numpy_iterator()])  # 3 epochs of 3 batches
+    epochs = values.reshape(3, 12)
+    for epoch in epochs:
+        assert sorted(epoch.tolist()) == sorted(x.ravel().astype(float).tolist())
+    assert not np.array_equal(epochs[0], epochs[1]) or not np.array_equal(epochs[1], epochs[2])
+
+
 def _all_shifts(image, pad):
     padded = np.pad(image, ((pad, pad), (pad, pad), (0, 0)), mode="reflect")
     h, w = image.shape[:2]

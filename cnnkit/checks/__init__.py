@@ -71,15 +71,21 @@ def expect_callable(fn, name: str) -> None:
         fail(f"{name} should be a function, but it is {type(fn).__name__}")
 
 
-def expect_shape(name: str, got, expected: tuple) -> np.ndarray:
-    """Return ``got`` as an array, failing with a readable message if its shape differs."""
-    unanswered(got, name)
+def numeric_array(value, name: str) -> np.ndarray:
+    """``np.asarray(value)``, failing with a readable message when that fails or gives a ragged object array."""
     try:
-        arr = np.asarray(got)
+        arr = np.asarray(value)
     except Exception as exc:
         fail(f"{name} could not be turned into an array: {exc}")
     if arr.dtype == object:
-        fail(f"{name} should be a numeric array, but it holds {type(got).__name__} items of mixed shape")
+        fail(f"{name} should be a numeric array, got a ragged or non-numeric {type(value).__name__}")
+    return arr
+
+
+def expect_shape(name: str, got, expected: tuple) -> np.ndarray:
+    """Return ``got`` as an array, failing with a readable message if its shape differs."""
+    unanswered(got, name)
+    arr = numeric_array(got, name)
     expected = tuple(expected)
     if arr.shape != expected:
         hint = ""

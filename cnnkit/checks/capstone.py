@@ -9,25 +9,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnkit.checks import call_answer, expect_callable, fail, passed
+from cnnkit.checks import call_answer, expect_callable, fail, numeric_array, passed
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _call(fn, name: str, *args):
-    return call_answer(fn, name, *args)
 
 
 def _array(value, name: str) -> np.ndarray:
     if value is None:
         fail(f"{name} is None: did you forget a `return`?")
-    try:
-        arr = np.asarray(value)
-    except Exception as exc:
-        fail(f"{name} could not be turned into an array: {exc}")
-    if arr.dtype == object:
-        fail(f"{name} should be a numeric array, got a ragged or non-numeric {type(value).__name__}")
-    return arr
+    return numeric_array(value, name)
 
 
 # --------------------------------------------------------------------------- 1. leak-free standardisation
@@ -53,7 +43,7 @@ def check_standardize_splits(standardize_splits) -> None:
     expect_callable(standardize_splits, "standardize_splits")
     x_train, x_val, x_test = _standardize_inputs()
     copies = [a.copy() for a in (x_train, x_val, x_test)]
-    out = _call(standardize_splits, "standardize_splits(x_train, x_val, x_test)", x_train, x_val, x_test)
+    out = call_answer(standardize_splits, "standardize_splits(x_train, x_val, x_test)", x_train, x_val, x_test)
     if not isinstance(out, (tuple, list)) or len(out) != 2 or not isinstance(out[0], (tuple, list)) \
             or len(out[0]) != 3 or not isinstance(out[1], (tuple, list)) or len(out[1]) != 2:
         fail("standardize_splits should return ((z_train, z_val, z_test), (mean, std)): "
@@ -114,7 +104,7 @@ def check_residual_block(residual_block) -> None:
     keras.utils.set_random_seed(0)
     h, w, c = 6, 6, 8
     inputs = keras.Input((h, w, c))
-    outputs = _call(residual_block, "residual_block(keras.Input((6, 6, 8)), 8)", inputs, c)
+    outputs = call_answer(residual_block, "residual_block(keras.Input((6, 6, 8)), 8)", inputs, c)
     if outputs is None:
         fail("residual_block returned None: return the output tensor of the block")
     try:
@@ -193,7 +183,7 @@ def check_lr_schedule(warmup_linear_decay) -> None:
         want = reference.values(steps)
         got = []
         for step in steps:
-            value = _call(warmup_linear_decay, f"warmup_linear_decay({step}, {peak}, {warmup}, {total})",
+            value = call_answer(warmup_linear_decay, f"warmup_linear_decay({step}, {peak}, {warmup}, {total})",
                           step, peak, warmup, total)
             try:
                 got.append(float(value))
@@ -236,7 +226,7 @@ def check_per_class_accuracy(per_class_accuracy) -> None:
     y_pred = np.where(rng.random(y_true.size) < 0.6, y_true, rng.integers(0, k, y_true.size))
     y_pred[y_true == 3] = 2  # class 3 never right: a zero to get right
     want = reference(y_true, y_pred, k)
-    got = _array(_call(per_class_accuracy, "per_class_accuracy(y_true, y_pred, 5)", y_true.copy(), y_pred.copy(), k),
+    got = _array(call_answer(per_class_accuracy, "per_class_accuracy(y_true, y_pred, 5)", y_true.copy(), y_pred.copy(), k),
                  "per_class_accuracy(...)")
     if got.shape != (k,):
         hint = " (one class short: count classes 0..num_classes-1, e.g. np.bincount(..., minlength=num_classes))" \
@@ -279,7 +269,7 @@ def check_flip_tta(flip_tta) -> None:
     rng = np.random.default_rng(4)
     images = rng.integers(0, 256, size=(6, 8, 8, 3)).astype(np.uint8)
     kept = images.copy()
-    got = _array(_call(flip_tta, "flip_tta(predict, images)", _toy_predict, images), "flip_tta(predict, images)")
+    got = _array(call_answer(flip_tta, "flip_tta(predict, images)", _toy_predict, images), "flip_tta(predict, images)")
     if not np.array_equal(images, kept):
         fail("flip_tta modified the images in place: flip a copy (x[:, :, ::-1] makes a view, which is fine)")
     plain = _toy_predict(images)

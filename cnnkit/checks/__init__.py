@@ -12,6 +12,8 @@ modules (``cnnkit.checks.convolution``, ...) build on the helpers here::
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import importlib
 import numbers
 
@@ -39,6 +41,89 @@ def unanswered(value, name: str) -> None:
         fail(f"{name} is {value!r}: write your answer in the cell above and run it")
 
 
+# ---------------------------------------------------------------- visible and hidden inputs
+#
+# A check draws its inputs through ``case_rng`` / ``cases``. In a student's
+# notebook they are the visible inputs (fixed seeds); the grader runs the same
+# check a second time inside ``hidden_inputs(seed)`` with a seed drawn at grading
+# time, so that an answer copied from a visible output earns nothing.
+
+_HIDDEN_SEED: contextvars.ContextVar = contextvars.ContextVar("cnnkit_hidden_seed", default=None)
+
+
+def hidden_seed() -> int | None:
+    """The grading run's secret seed while hidden inputs are drawn, else None."""
+    return _HIDDEN_SEED.get()
+
+
+@contextlib.contextmanager
+def hidden_inputs(seed: int):
+    """Within this block every ``case_rng``/``cases`` draws hidden inputs from ``seed``."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"hidden-input seed must be a non-negative int, got {seed!r}")
+    token = _HIDDEN_SEED.set(seed)
+    try:
+        yield
+    finally:
+        _HIDDEN_SEED.reset(token)
+
+
+def case_rng(seed: int) -> np.random.Generator:
+    """``np.random.default_rng(seed)`` for visible inputs; a generator of the secret seed for hidden ones."""
+    hidden = hidden_seed()
+    return np.random.default_rng(seed if hidden is None else [hidden, seed])
+
+
+def cases(visible: list, draw, seed: int = 0) -> list:
+    """``visible`` (the notebook's cases), or ``draw(rng)`` with the secret seed when inputs are hidden."""
+    hidden = hidden_seed()
+    return list(visible) if hidden is None else list(draw(np.random.default_rng([hidden, seed])))
+
+
+# ---------------------------------------------------------------- calling the student's answers
+
+
+def _raised_name(exc: BaseException) -> str:
+    """The exception's type name (as the student's kernel reported it, for a replayed exception)."""
+    return getattr(exc, "type_name", None) or type(exc).__name__
+
+
+class NotABlock(Exception):
+    """A block function returned something that is not a Keras tensor computed from its input."""
+
+
+class AnswerRaised(Exception):
+    """An exception the student's code raised in the kernel, as the grader rebuilds it (type name and text)."""
+
+    def __init__(self, type_name: str, message: str):
+        super().__init__(message)
+        self.type_name = type_name
+
+
+def block_model(fn, input_shape: tuple, args: tuple = (), kwargs: dict | None = None):
+    """``keras.Model(x, fn(x, *args, **kwargs))`` for ``x = keras.Input(input_shape)``.
+
+    A student's block function returns a Keras tensor; checks look at the model it
+    makes. Exceptions of ``fn`` propagate unchanged; a result that is not a Keras
+    tensor computed from ``x`` raises :class:`NotABlock`. In grading, ``fn`` is a
+    stand-in whose ``block_model`` returns the model the student's kernel built.
+    """
+    build = getattr(fn, "block_model", None)
+    if build is not None and not isinstance(fn, type):
+        return build(tuple(input_shape), tuple(args), dict(kwargs or {}))
+    import keras
+
+    inputs = keras.Input(tuple(input_shape))
+    out = fn(inputs, *args, **(kwargs or {}))
+    if not isinstance(out, keras.KerasTensor):
+        raise NotABlock(f"should return the block's output tensor (the result of its last layer), "
+                        f"got {type(out).__name__}")
+    try:
+        return keras.Model(inputs, out)
+    except Exception as exc:
+        raise NotABlock(f"returned a tensor that is not computed from the input x ({type(exc).__name__}: {exc})") from None
+
+
 def call_answer(fn, name: str, *args, detail: str = "", **kwargs):
     """Call a student's ``fn(*args, **kwargs)``; a blank answer or a crash becomes a CheckFailed.
 
@@ -53,7 +138,7 @@ def call_answer(fn, name: str, *args, detail: str = "", **kwargs):
         fail(f"{name} raised NotImplementedError: the answer is not written yet; replace "
              "`raise NotImplementedError()` with your code and run the cell")
     except Exception as exc:  # the student's code crashed: say where, do not crash the check
-        fail(f"{name} raised {type(exc).__name__}: {exc}{detail}")
+        fail(f"{name} raised {_raised_name(exc)}: {exc}{detail}")
 
 
 def expect_count(value, name: str) -> int:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnkit.checks import expect_callable, expect_count, fail, passed, unanswered
+from cnnkit.checks import (
+    NotABlock, _raised_name, block_model, expect_callable, expect_count, fail, passed, unanswered,
+)
 
 INPUT_SHAPE = (32, 32, 3)
 # Exercise 2: (name, Keras layer type, arguments); the model is built from this table
@@ -192,22 +194,15 @@ def check_exercise2_totals(total_trainable, total_non_trainable) -> None:
 
 def _build(fn, label: str, input_shape, *args, **kwargs):
     """Call the student's block on a fresh keras.Input; return the model, or fail with what went wrong."""
-    keras = _keras()
-    inputs = keras.Input(input_shape)
     call = f"{label}(x, {', '.join(map(repr, args))}{''.join(f', {k}={v!r}' for k, v in kwargs.items())})"
     try:
-        out = fn(inputs, *args, **kwargs)
+        return block_model(fn, input_shape, args, kwargs), call, None
     except NotImplementedError:
         fail(f"{label} is not written yet: replace `raise NotImplementedError()` with your code")
+    except NotABlock as exc:
+        fail(f"{call} on an input of shape {tuple(input_shape)} {exc}")
     except Exception as exc:  # the student's bug: report it, do not crash the check
         return None, call, exc
-    if not isinstance(out, keras.KerasTensor):
-        fail(f"{call} on an input of shape {input_shape} should return the block's output tensor "
-             f"(the result of its last layer), got {type(out).__name__}")
-    try:
-        return keras.Model(inputs, out), call, None
-    except Exception as exc:
-        fail(f"{call}: the returned tensor is not connected to the input x ({type(exc).__name__}: {exc})")
 
 
 def _by_type(model) -> dict[str, int]:
@@ -254,7 +249,7 @@ def check_residual_block(residual_block) -> None:
                 hint = (f" -- here F(x) is {out_side}x{out_side}x{filters} but x is 8x8x{shape[-1]} ({why}): the "
                         f"shortcut needs a projection, Conv2D({filters}, 1, strides={stride}, use_bias=False) then "
                         "BatchNormalization, whenever the stride is not 1 or the channel count changes")
-            fail(f"{call} on an 8x8x16 input raised {type(error).__name__}: {error}{hint}")
+            fail(f"{call} on an 8x8x16 input raised {_raised_name(error)}: {error}{hint}")
         want_shape = (None, out_side, out_side, filters)
         if model.output_shape != want_shape:
             hint = " (apply the stride in the first 3x3 convolution)" if model.output_shape[1] != out_side else ""
@@ -367,7 +362,7 @@ def check_inception_block(inception_block) -> None:
             if "concat" in str(error).lower() or "shape" in str(error).lower():
                 hint = (" -- every branch must keep the height and width: padding='same' in the 3x3 and 5x5 "
                         "convolutions and strides=1, padding='same' in the max pooling")
-            fail(f"{call} on a {input_shape} input raised {type(error).__name__}: {error}{hint}")
+            fail(f"{call} on a {input_shape} input raised {_raised_name(error)}: {error}{hint}")
         want_channels = c1 + c3 + c5 + pp
         got = model.output_shape
         if got[1:3] != input_shape[:2]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnkit.checks import call_answer, expect_callable, fail, numeric_array, passed
+from cnnkit.checks import NotABlock, _raised_name, block_model, call_answer, expect_callable, fail, numeric_array, passed
 
 # --------------------------------------------------------------------------- helpers
 
@@ -103,15 +103,16 @@ def check_residual_block(residual_block) -> None:
     expect_callable(residual_block, "residual_block")
     keras.utils.set_random_seed(0)
     h, w, c = 6, 6, 8
-    inputs = keras.Input((h, w, c))
-    outputs = call_answer(residual_block, "residual_block(keras.Input((6, 6, 8)), 8)", inputs, c)
-    if outputs is None:
-        fail("residual_block returned None: return the output tensor of the block")
+    call = "residual_block(keras.Input((6, 6, 8)), 8)"
     try:
-        model = keras.Model(inputs, outputs)
+        model = block_model(residual_block, (h, w, c), (c,))
+    except NotImplementedError:
+        fail(f"{call} raised NotImplementedError: the answer is not written yet; replace "
+             "`raise NotImplementedError()` with your code and run the cell")
+    except NotABlock as exc:
+        fail(f"{call} {exc}; return the tensor computed from x with the functional API")
     except Exception as exc:
-        fail(f"could not build a model from the block's input to its output ({type(exc).__name__}: {exc}); "
-             "return the tensor computed from x with the functional API")
+        fail(f"{call} raised {_raised_name(exc)}: {exc}")
     shape = tuple(model.output_shape)
     if shape != (None, h, w, c):
         fail(f"the block maps (None, {h}, {w}, {c}) to {shape}; it must keep the shape so that x can be added: "

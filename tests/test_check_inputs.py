@@ -207,6 +207,15 @@ def test_answer_that_knows_only_the_visible_results_fails_on_hidden_inputs(name,
         run(check, answers, SEEDS[2])
 
 
+@pytest.mark.parametrize("name, grade_id", ALL_CHECKS)
+def test_visible_feedback_is_what_the_solution_notebook_shows(name, grade_id):
+    nb = json.loads((SOLUTIONS / f"{name}.ipynb").read_text())
+    cell = next(c for c in nb["cells"] if _is_check(c) and c["metadata"]["nbgrader"]["grade_id"] == grade_id)
+    shown = "".join("".join(o.get("text", "")) for o in cell.get("outputs", []) if o.get("name") == "stdout")
+    printed, _ = recorded_run(name, grade_id, None)
+    assert printed.strip() == shown.strip()
+
+
 def test_visible_inputs_are_the_published_cases():
     _, calls = recorded_run("01_convolution", "check_output_size", None)
     expected = [protocol.key("arg0", case, {}) for case in convolution.OUTPUT_SIZE_CASES]
@@ -279,8 +288,8 @@ def _loop_pool(reduce_axes):
     (lambda x, size, stride: _pool_axes(x, size, stride, (0, 1)), "axes 0 and 1"),
     (lambda x, size, stride: _pool_axes(x, size, stride, (2, 3)), "axes 2 and 3"),
     (lambda x, size, stride: _pool_axes(x, size, stride, (1, 3)), "axes 1 and 3"),
-    (_loop_pool((0, 1, 2)), "axis 0 (batch)"),
-    (_loop_pool((1, 2, 3)), "axis 3 (channels)"),
+    (_loop_pool((0, 1, 2)), "across images (axis 0, batch)"),
+    (_loop_pool((1, 2, 3)), "across channels (axis 3, channels)"),
 ])
 def test_max_pool_over_the_wrong_axes_is_told_which_axes(answer, words, seed):
     message = _failure(pooling.check_max_pool, answer, seed=seed)

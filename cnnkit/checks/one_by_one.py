@@ -28,9 +28,8 @@ def _draw_one_by_one_cases(rng: np.random.Generator) -> list[tuple[int, int, int
     c_in = int(rng.integers(2, 9))
     k = c_in + int(rng.integers(1, 9))
     square = int(rng.integers(2, 9))
-    drawn = [(size(), size(), c_in, k), (1, 1, k, c_in), (size(), size(), int(rng.integers(2, 17)), int(rng.integers(2, 17))),
-             (size(), size(), square, square)]
-    return drawn
+    other = (int(rng.integers(2, 17)), int(rng.integers(2, 17)))
+    return [(size(), size(), c_in, k), (1, 1, k, c_in), (size(), size(), *other), (size(), size(), square, square)]
 
 
 def _draw_bottleneck_cases(rng: np.random.Generator) -> list[tuple[int, int, int, int, int, int]]:

@@ -92,8 +92,9 @@ def _wrong_axes_hint(got: np.ndarray, x: np.ndarray, size: int, stride: int) -> 
     if got.shape == expected.shape:
         for axis in (0, 3):
             if np.allclose(got, np.max(expected, axis=axis, keepdims=True) + 0 * expected):
-                return (f": the max was also taken over axis {axis} ({AXIS_NAMES[axis]}), so every "
-                        f"{'image' if axis == 0 else 'channel'} gets the same values; {advice}")
+                across = "images" if axis == 0 else "channels"
+                return (f": the max was also taken across {across} (axis {axis}, {AXIS_NAMES[axis]}), so every "
+                        f"{across[:-1]} gets the same values; {advice}")
     for axes in itertools.combinations(range(4), 2):
         if axes == (1, 2) or any(x.shape[a] < size for a in axes):
             continue

@@ -196,6 +196,27 @@ def test_hidden_inputs_differ_from_visible_and_between_seeds(name, grade_id):
 
 
 @pytest.mark.parametrize("name, grade_id", FUNCTION_CHECKS)
+def test_answers_get_only_plain_arguments(name, grade_id):
+    for seed in (None, SEEDS[0]):
+        _, calls = recorded_run(name, grade_id, seed)
+        for key, _ in itertools.chain.from_iterable(calls.values()):
+            assert '"$opaque"' not in key, key[:300]
+            for callable_name in (v for k, v in _tags(json.loads(key)) if k == "$callable"):
+                assert callable_name.startswith("cnnkit.checks."), callable_name
+
+
+def _tags(data):
+    """Every (tag, body) pair of protocol-encoded data, depth first."""
+    if isinstance(data, dict):
+        for k, v in data.items():
+            yield k, v
+            yield from _tags(v)
+    elif isinstance(data, list):
+        for v in data:
+            yield from _tags(v)
+
+
+@pytest.mark.parametrize("name, grade_id", FUNCTION_CHECKS)
 def test_answer_that_knows_only_the_visible_results_fails_on_hidden_inputs(name, grade_id):
     check, args = _check(name, grade_id)
     _, visible = recorded_run(name, grade_id, None)

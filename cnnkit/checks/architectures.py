@@ -12,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 from cnnkit.checks import (
-    NotABlock, _raised_name, block_model, expect_callable, expect_count, fail, passed, unanswered,
+    NotABlock, _raised_name, block_model, case_rng, cases, expect_callable, fail, passed, unanswered,
 )
+from cnnkit.checks.parameters import finite_count
 
 INPUT_SHAPE = (32, 32, 3)
 # Exercise 2: (name, Keras layer type, arguments); the model is built from this table
@@ -144,7 +145,7 @@ def check_exercise2_layers(trainable_counts) -> None:
     channels = {3} | {f["out"][-1] for f in facts.values() if f["type"] == "Conv2D"}
     wrong = []
     for name, fact in facts.items():
-        got = expect_count(trainable_counts[name], f"trainable_counts[{name!r}]")
+        got = finite_count(trainable_counts[name], f"trainable_counts[{name!r}]")
         want = fact["trainable"]
         if got == want:
             continue
@@ -170,8 +171,8 @@ def check_exercise2_layers(trainable_counts) -> None:
 
 def check_exercise2_totals(total_trainable, total_non_trainable) -> None:
     """The totals Keras' ``model.summary()`` would print for Exercise 2: trainable and non-trainable."""
-    got_t = expect_count(total_trainable, "total_trainable")
-    got_n = expect_count(total_non_trainable, "total_non_trainable")
+    got_t = finite_count(total_trainable, "total_trainable")
+    got_n = finite_count(total_non_trainable, "total_non_trainable")
     model = exercise2_model()
     want_t, want_n = _trainable(model), _non_trainable(model)
     bn = model.get_layer("bn2")
@@ -224,36 +225,46 @@ def _randomise_batch_norm(model, rng) -> None:
             layer.set_weights([rng.uniform(0.5, 1.5, w.shape).astype(np.float32) for w in layer.get_weights()])
 
 
+def _draw_residual_cases(rng: np.random.Generator) -> list[tuple[tuple, tuple]]:
+    """A hidden (input shape, ((filters, stride), ...)): identity shortcut, projection for a stride, for new channels."""
+    c = int(rng.integers(4, 13))
+    shape = (int(rng.integers(5, 11)), int(rng.integers(5, 11)), c)
+    wider = c + int(rng.integers(1, 9))
+    return [(shape, ((c, 1), (wider, 2), (c + int(rng.integers(1, 9)), 1)))]
+
+
 def check_residual_block(residual_block) -> None:
     """``residual_block(x, filters, stride=1)`` must build ReLU(F(x) + shortcut(x)) like torchvision's BasicBlock.
 
     F: 3x3 conv (stride, no bias) -> BN -> ReLU -> 3x3 conv (no bias) -> BN. The
     shortcut is x itself when the shape is kept, else a 1x1 conv (stride, no
-    bias) followed by BN. Tried on 8x8x16 inputs with 16 and 32 filters, stride 1 and 2.
+    bias) followed by BN. Tried on 8x8x16 inputs with 16 and 32 filters, stride 1 and 2 (hidden
+    inputs: another size, the same three kinds of configuration).
     """
     from cnnkit.architectures import residual_block as reference
 
     keras = _keras()
     expect_callable(residual_block, "residual_block")
-    rng = np.random.default_rng(0)
-    shape = (8, 8, 16)
+    shape, configs = cases([((8, 8, 16), ((16, 1), (32, 2), (32, 1)))], _draw_residual_cases, seed=0)[0]
+    h, w, c = shape
+    rng = case_rng(0)
     x = rng.standard_normal((2, *shape)).astype(np.float32)
-    for filters, stride in ((16, 1), (32, 2), (32, 1)):
+    for filters, stride in configs:
         model, call, error = _build(residual_block, "residual_block", shape, filters, stride=stride)
-        out_side = -(-8 // stride)
-        projected = stride != 1 or filters != shape[-1]
+        out_h, out_w = -(-h // stride), -(-w // stride)
+        projected = stride != 1 or filters != c
         if error is not None:
             hint = ""
             if projected and ("shape" in str(error).lower() or "Add" in str(error)):
-                why = f"stride {stride}" if stride != 1 else f"the channels change ({shape[-1]} -> {filters})"
-                hint = (f" -- here F(x) is {out_side}x{out_side}x{filters} but x is 8x8x{shape[-1]} ({why}): the "
+                why = f"stride {stride}" if stride != 1 else f"the channels change ({c} -> {filters})"
+                hint = (f" -- here F(x) is {out_h}x{out_w}x{filters} but x is {h}x{w}x{c} ({why}): the "
                         f"shortcut needs a projection, Conv2D({filters}, 1, strides={stride}, use_bias=False) then "
                         "BatchNormalization, whenever the stride is not 1 or the channel count changes")
-            fail(f"{call} on an 8x8x16 input raised {_raised_name(error)}: {error}{hint}")
-        want_shape = (None, out_side, out_side, filters)
+            fail(f"{call} on a {h}x{w}x{c} input raised {_raised_name(error)}: {error}{hint}")
+        want_shape = (None, out_h, out_w, filters)
         if model.output_shape != want_shape:
-            hint = " (apply the stride in the first 3x3 convolution)" if model.output_shape[1] != out_side else ""
-            fail(f"{call} on an 8x8x16 input gives shape {model.output_shape}, expected {want_shape}{hint}")
+            hint = " (apply the stride in the first 3x3 convolution)" if model.output_shape[1:3] != (out_h, out_w) else ""
+            fail(f"{call} on a {h}x{w}x{c} input gives shape {model.output_shape}, expected {want_shape}{hint}")
         kinds = [type(layer).__name__ for layer in model.layers]
         if "Add" not in kinds:
             fail(f"{call} has no Add layer: a residual block adds the shortcut to F(x), "
@@ -262,12 +273,12 @@ def check_residual_block(residual_block) -> None:
         ref = keras.Model(inputs, reference(inputs, filters, stride=stride))
         got_n, want_n = _trainable(model), _trainable(ref)
         if got_n != want_n:
-            proj = shape[-1] * filters + 2 * filters
-            if not projected and got_n == want_n + shape[-1] * filters + 2 * filters:
+            proj = c * filters + 2 * filters
+            if not projected and got_n == want_n + c * filters + 2 * filters:
                 hint = "input and output shapes are equal here, so the shortcut is the identity: no projection"
             elif projected and got_n == want_n - 2 * filters:
                 hint = "the projection conv needs its own BatchNormalization"
-            elif projected and got_n == want_n + 8 * shape[-1] * filters:
+            elif projected and got_n == want_n + 8 * c * filters:
                 hint = "the projection is a 1x1 convolution, not 3x3"
             elif got_n - want_n in (2 * filters, 2 * filters + (filters if projected else 0)):
                 hint = "the convolutions take use_bias=False (BN's beta replaces the bias)"
@@ -343,6 +354,16 @@ def _branch_of_channels(model) -> list[tuple[int, int]]:
     return found
 
 
+def _draw_inception_cases(rng: np.random.Generator) -> list[tuple[tuple, tuple]]:
+    """Two hidden (input shape, widths): sizes of 5..12, branch widths of 1..10, all six widths distinct."""
+    drawn = []
+    for _ in range(2):
+        shape = (int(rng.integers(5, 13)), int(rng.integers(5, 13)), int(rng.integers(3, 21)))
+        widths = tuple(int(v) for v in rng.choice(np.arange(1, 11), size=6, replace=False))
+        drawn.append((shape, widths))
+    return drawn
+
+
 def check_inception_block(inception_block) -> None:
     """``inception_block(x, c1, c3_reduce, c3, c5_reduce, c5, pool_proj)`` must build the paper's module.
 
@@ -352,8 +373,9 @@ def check_inception_block(inception_block) -> None:
     channels in that order.
     """
     expect_callable(inception_block, "inception_block")
-    rng = np.random.default_rng(0)
-    for input_shape, widths in (((12, 12, 20), (8, 6, 10, 3, 5, 4)), ((7, 9, 11), (2, 3, 4, 5, 6, 7))):
+    rng = case_rng(0)
+    table = cases([((12, 12, 20), (8, 6, 10, 3, 5, 4)), ((7, 9, 11), (2, 3, 4, 5, 6, 7))], _draw_inception_cases, seed=0)
+    for input_shape, widths in table:
         c1, c3r, c3, c5r, c5, pp = widths
         c_in = input_shape[-1]
         model, call, error = _build(inception_block, "inception_block", input_shape, *widths)
@@ -418,8 +440,8 @@ def check_inception_savings(params_naive, params_reduced) -> None:
     from cnnkit.architectures import inception_block, naive_inception_block
 
     keras = _keras()
-    got_naive = expect_count(params_naive, "params_naive")
-    got_reduced = expect_count(params_reduced, "params_reduced")
+    got_naive = finite_count(params_naive, "params_naive")
+    got_reduced = finite_count(params_reduced, "params_reduced")
     shape, widths = INCEPTION_3A["input_shape"], INCEPTION_3A["widths"]
     c_in = shape[-1]
     c1, c3r, c3, c5r, c5, pp = widths

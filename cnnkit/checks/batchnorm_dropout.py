@@ -13,7 +13,9 @@ import numbers
 
 import numpy as np
 
-from cnnkit.checks import call_answer, expect_callable, expect_shape, fail, passed, unanswered
+from cnnkit.checks import (
+    CheckFailed, _raised_name, call_answer, case_rng, cases, expect_callable, expect_shape, fail, passed, unanswered,
+)
 from cnnkit.normalization import batch_norm
 
 MOMENTUM, EPSILON = 0.9, 1e-3
@@ -26,16 +28,23 @@ def _call(fn, name: str, *args, **kwargs):
 # --------------------------------------------------------------------------- batch norm by hand
 
 
+def _draw_bn_shapes(rng: np.random.Generator) -> list[tuple[int, ...]]:
+    """Hidden shapes: one (N, D) batch and one (N, H, W, C) batch, N >= 3 so the variance is not degenerate."""
+    return [(int(rng.integers(3, 12)), int(rng.integers(2, 8))),
+            (int(rng.integers(3, 7)), int(rng.integers(2, 5)), int(rng.integers(2, 5)), int(rng.integers(2, 5)))]
+
+
 def _bn_cases(seed: int):
-    rng = np.random.default_rng(seed)
-    cases = []
-    for shape in ((8, 5), (4, 3, 3, 2)):
+    """Two batch-norm cases, a (N, D) and a (N, H, W, C) one, with random parameters and moving statistics."""
+    rng = case_rng(seed)
+    out = []
+    for shape in cases([(8, 5), (4, 3, 3, 2)], _draw_bn_shapes, seed=seed):
         c = shape[-1]
-        cases.append(dict(
+        out.append(dict(
             x=rng.normal(3.0, 2.0, shape), gamma=rng.uniform(0.5, 2.0, c), beta=rng.normal(0, 1, c),
             moving_mean=rng.normal(0, 1, c), moving_var=rng.uniform(0.5, 2.0, c),
         ))
-    return cases
+    return out
 
 
 def _args(case):
@@ -151,12 +160,16 @@ def check_inverted_dropout(my_dropout) -> None:
     """``my_dropout(x, rate, training, rng)``: keep with probability 1 - rate, scale by 1/(1 - rate); identity at inference."""
     unanswered(my_dropout, "my_dropout")
     expect_callable(my_dropout, "my_dropout")
-    data_rng = np.random.default_rng(99)
-    x = data_rng.uniform(1.0, 2.0, size=(200, 50))  # no zeros, so a zero output is a drop
-    rng = np.random.default_rng(2024)
+    shape = cases([(200, 50)], lambda r: [(int(r.integers(150, 260)), int(r.integers(40, 70)))], seed=99)[0]
+    x = case_rng(99).uniform(1.0, 2.0, size=shape)  # no zeros, so a zero output is a drop
+    # every call gets a fresh generator of its own seed: what one call draws never shifts the next call's
+    streams = iter(range(2024, 2100))
 
-    y = expect_shape("my_dropout(x, 0.3, training=False, rng)",
-                     _call(my_dropout, "my_dropout", x, 0.3, False, rng), x.shape).astype(np.float64)
+    def dropout(rate, training):
+        shown = f"my_dropout(x, {rate}, training={training}, rng)"
+        return _call(my_dropout, shown, x.copy(), rate, training, case_rng(next(streams)))
+
+    y = expect_shape("my_dropout(x, 0.3, training=False, rng)", dropout(0.3, False), x.shape).astype(np.float64)
     if not np.allclose(y, x):
         if np.isclose((y == 0).mean(), 0.3, atol=0.05):
             fail("at inference (training=False) nothing may be dropped: return x unchanged")
@@ -165,8 +178,7 @@ def check_inverted_dropout(my_dropout) -> None:
         fail("at inference (training=False) the output must equal x")
 
     for rate in (0.3, 0.6):
-        y = expect_shape(f"my_dropout(x, {rate}, training=True, rng)",
-                         _call(my_dropout, "my_dropout", x, rate, True, rng), x.shape).astype(np.float64)
+        y = expect_shape(f"my_dropout(x, {rate}, training=True, rng)", dropout(rate, True), x.shape).astype(np.float64)
         dropped = y == 0
         kept_fraction = 1 - dropped.mean()
         se = np.sqrt(rate * (1 - rate) / x.size)
@@ -191,24 +203,24 @@ def check_inverted_dropout(my_dropout) -> None:
         if abs(mean_ratio - 1) > 0.02:
             fail(f"the mean of the output is {mean_ratio:.3f} times the mean of x; it should stay about 1")
 
-    first = _call(my_dropout, "my_dropout", x, 0.5, True, rng)
-    second = _call(my_dropout, "my_dropout", x, 0.5, True, rng)
-    if np.array_equal(np.asarray(first) == 0, np.asarray(second) == 0):
-        fail("two calls gave the same mask: draw the mask from the rng argument (e.g. rng.random(x.shape)), "
-             "do not create a new generator with a fixed seed inside the function")
-    y = expect_shape("my_dropout(x, 0.0, training=True, rng)", _call(my_dropout, "my_dropout", x, 0.0, True, rng),
-                     x.shape)
+    first = expect_shape("my_dropout(x, 0.5, training=True, rng)", dropout(0.5, True), x.shape)
+    second = expect_shape("my_dropout(x, 0.5, training=True, rng)", dropout(0.5, True), x.shape)
+    if np.array_equal(first == 0, second == 0):
+        fail("two calls with two different generators gave the same mask: draw the mask from the rng argument "
+             "(e.g. rng.random(x.shape)), do not create a new generator with a fixed seed inside the function")
+    y = expect_shape("my_dropout(x, 0.0, training=True, rng)", dropout(0.0, True), x.shape)
     if not np.allclose(y, x):
         fail("rate=0 should keep every unit unchanged")
     for bad in (1.0, -0.2):
         try:
-            my_dropout(x, bad, True, rng)
-        except ValueError:
-            continue
-        except NotImplementedError:
-            fail("my_dropout raised NotImplementedError: write your answer")
-        except Exception as exc:
-            fail(f"rate={bad} should raise ValueError (rate must be in [0, 1)), it raised {type(exc).__name__}")
+            dropout(bad, True)
+        except CheckFailed as failure:
+            raised = failure.__context__  # what the answer raised, when it raised
+            if raised is None or isinstance(raised, CheckFailed) or _raised_name(raised) == "NotImplementedError":
+                raise
+            if _raised_name(raised) == "ValueError":
+                continue
+            fail(f"rate={bad} should raise ValueError (rate must be in [0, 1)), it raised {_raised_name(raised)}")
         fail(f"rate={bad} should raise ValueError: rate must be in [0, 1) (rate 1 would divide by zero)")
     passed("inverted dropout: drops with probability rate, scales survivors by 1/(1 - rate), identity at inference")
 
@@ -260,7 +272,8 @@ def check_bn_parameters(bn_parameters, sample_model_params) -> None:
 
     unanswered(bn_parameters, "bn_parameters")
     expect_callable(bn_parameters, "bn_parameters")
-    for k in (16, 128, 7):
+    for k in cases([16, 128, 7], lambda r: [int(v) for v in r.choice(np.arange(3, 513), size=3, replace=False)],
+                   seed=16):
         got = _pair(_call(bn_parameters, "bn_parameters", k), f"bn_parameters({k})")
         layer = keras.layers.BatchNormalization()
         layer.build((None, k))

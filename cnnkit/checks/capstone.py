@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnkit.checks import NotABlock, _raised_name, block_model, call_answer, expect_callable, fail, numeric_array, passed
+from cnnkit.checks import (
+    NotABlock, _raised_name, block_model, call_answer, case_rng, cases, expect_callable, fail, numeric_array, passed,
+)
 
 # --------------------------------------------------------------------------- helpers
 
@@ -24,14 +26,17 @@ def _array(value, name: str) -> np.ndarray:
 
 
 def _standardize_inputs(seed: int = 0):
-    rng = np.random.default_rng(seed)
+    """Three uint8 splits (20, 10, 10 images of 4x4x3); other sizes for hidden inputs."""
+    (n_train, n_val, n_test), side = cases([((20, 10, 10), 4)], lambda r: [
+        (tuple(int(n) for n in r.integers(6, 30, size=3)), int(r.integers(2, 7)))], seed=seed)[0]
+    rng = case_rng(seed)
     # three channels with different means and spreads; the val/test splits are shifted on
     # purpose, so statistics computed on them (or on all splits) differ from the train ones
     def make(n, shift):
-        base = rng.normal([60 + shift, 120, 190 - shift], [20, 35, 15], size=(n, 4, 4, 3))
+        base = rng.normal([60 + shift, 120, 190 - shift], [20, 35, 15], size=(n, side, side, 3))
         return np.clip(np.round(base), 0, 255).astype(np.uint8)
 
-    return make(20, 0), make(10, 30), make(10, -25)
+    return make(n_train, 0), make(n_val, 30), make(n_test, -25)
 
 
 def check_standardize_splits(standardize_splits) -> None:
@@ -42,14 +47,14 @@ def check_standardize_splits(standardize_splits) -> None:
     """
     expect_callable(standardize_splits, "standardize_splits")
     x_train, x_val, x_test = _standardize_inputs()
-    copies = [a.copy() for a in (x_train, x_val, x_test)]
-    out = call_answer(standardize_splits, "standardize_splits(x_train, x_val, x_test)", x_train, x_val, x_test)
+    passed_in = [a.copy() for a in (x_train, x_val, x_test)]
+    out = call_answer(standardize_splits, "standardize_splits(x_train, x_val, x_test)", *passed_in)
     if not isinstance(out, (tuple, list)) or len(out) != 2 or not isinstance(out[0], (tuple, list)) \
             or len(out[0]) != 3 or not isinstance(out[1], (tuple, list)) or len(out[1]) != 2:
         fail("standardize_splits should return ((z_train, z_val, z_test), (mean, std)): "
              f"got {type(out).__name__} of length {len(out) if hasattr(out, '__len__') else '?'}")
     (z_train, z_val, z_test), (mean, std) = out
-    for got, kept, name in zip((x_train, x_val, x_test), copies, ("x_train", "x_val", "x_test")):
+    for got, kept, name in zip(passed_in, (x_train, x_val, x_test), ("x_train", "x_val", "x_test")):
         if not np.array_equal(got, kept):
             fail(f"{name} was modified in place: compute new arrays and leave the uint8 images as they are")
     mean = _array(mean, "mean")
@@ -102,8 +107,9 @@ def check_residual_block(residual_block) -> None:
 
     expect_callable(residual_block, "residual_block")
     keras.utils.set_random_seed(0)
-    h, w, c = 6, 6, 8
-    call = "residual_block(keras.Input((6, 6, 8)), 8)"
+    h, w, c = cases([(6, 6, 8)], lambda r: [(int(r.integers(4, 9)), int(r.integers(4, 9)), int(r.integers(3, 11)))],
+                    seed=1)[0]
+    call = f"residual_block(keras.Input({(h, w, c)}), {c})"
     try:
         model = block_model(residual_block, (h, w, c), (c,))
     except NotImplementedError:
@@ -127,7 +133,7 @@ def check_residual_block(residual_block) -> None:
         if conv.use_bias:
             fail(f"{conv.name} has a bias: batch norm's beta right after it makes the bias redundant; "
                  "pass use_bias=False")
-    rng = np.random.default_rng(1)
+    rng = case_rng(1)
     x = rng.normal(size=(4, h, w, c)).astype(np.float32)
     for conv in convs:
         conv.kernel.assign(np.zeros(conv.kernel.shape, np.float32))
@@ -174,10 +180,21 @@ def _reference_schedule(peak, warmup, total):
     return WarmupDecay(peak, total, warmup, 0.0, "linear")
 
 
+def _draw_schedules(rng: np.random.Generator) -> list[tuple[float, int, int]]:
+    """Three hidden (peak, warmup_steps, total_steps): a long decay, no warm-up at all, a one-step decay."""
+    def peak():
+        return float(np.round(rng.uniform(0.05, 3.0), 3))
+
+    warmup = int(rng.integers(2, 12))
+    short = int(rng.integers(2, 8))
+    return [(peak(), warmup, warmup + int(rng.integers(5, 60))), (peak(), 0, int(rng.integers(3, 40))),
+            (peak(), short, short + 1)]
+
+
 def check_lr_schedule(warmup_linear_decay) -> None:
     """``warmup_linear_decay(step, peak, warmup_steps, total_steps) -> float``: 0 -> peak, then peak -> 0."""
     expect_callable(warmup_linear_decay, "warmup_linear_decay")
-    for peak, warmup, total in ((0.4, 5, 25), (0.1, 0, 10), (2.0, 3, 4)):
+    for peak, warmup, total in cases([(0.4, 5, 25), (0.1, 0, 10), (2.0, 3, 4)], _draw_schedules, seed=2):
         reference = _reference_schedule(peak, warmup, total)
         steps = sorted({0, 1, max(warmup - 1, 0), warmup, warmup + 1, (warmup + total) // 2, total - 1, total,
                         total + 3})
@@ -215,19 +232,26 @@ def check_lr_schedule(warmup_linear_decay) -> None:
 # --------------------------------------------------------------------------- 4. per-class accuracy
 
 
+def _draw_classes(rng: np.random.Generator) -> list[tuple[int, tuple[int, ...], int]]:
+    """A hidden (classes, images per class, the class never predicted right): 3 to 8 classes of unequal sizes."""
+    k = int(rng.integers(3, 9))
+    return [(k, tuple(int(n) for n in rng.integers(5, 35, size=k)), int(rng.integers(0, k)))]
+
+
 def check_per_class_accuracy(per_class_accuracy) -> None:
     """``per_class_accuracy(y_true, y_pred, num_classes) -> array (num_classes,)``: recall of each class."""
     from cnnkit.training import per_class_accuracy as reference
 
     expect_callable(per_class_accuracy, "per_class_accuracy")
-    rng = np.random.default_rng(3)
-    k = 5
-    y_true = np.concatenate([np.repeat(np.arange(k), [30, 20, 25, 10, 15])])
+    rng = case_rng(3)
+    k, counts, never_right = cases([(5, (30, 20, 25, 10, 15), 3)], _draw_classes, seed=3)[0]
+    y_true = np.repeat(np.arange(k), counts)
     rng.shuffle(y_true)
     y_pred = np.where(rng.random(y_true.size) < 0.6, y_true, rng.integers(0, k, y_true.size))
-    y_pred[y_true == 3] = 2  # class 3 never right: a zero to get right
+    y_pred[y_true == never_right] = (never_right + k - 1) % k  # one class never right: a zero to get right
     want = reference(y_true, y_pred, k)
-    got = _array(call_answer(per_class_accuracy, "per_class_accuracy(y_true, y_pred, 5)", y_true.copy(), y_pred.copy(), k),
+    got = _array(call_answer(per_class_accuracy, f"per_class_accuracy(y_true, y_pred, {k})", y_true.copy(),
+                             y_pred.copy(), k),
                  "per_class_accuracy(...)")
     if got.shape != (k,):
         hint = " (one class short: count classes 0..num_classes-1, e.g. np.bincount(..., minlength=num_classes))" \
@@ -267,11 +291,12 @@ def _toy_predict(images):
 def check_flip_tta(flip_tta) -> None:
     """``flip_tta(predict, images) -> (N, K)``: mean of predict(images) and predict(left-right mirrored images)."""
     expect_callable(flip_tta, "flip_tta")
-    rng = np.random.default_rng(4)
-    images = rng.integers(0, 256, size=(6, 8, 8, 3)).astype(np.uint8)
-    kept = images.copy()
-    got = _array(call_answer(flip_tta, "flip_tta(predict, images)", _toy_predict, images), "flip_tta(predict, images)")
-    if not np.array_equal(images, kept):
+    shape = cases([(6, 8, 8, 3)], lambda r: [(int(r.integers(2, 9)), int(r.integers(4, 12)), int(r.integers(4, 12)),
+                                              3)], seed=4)[0]
+    images = case_rng(4).integers(0, 256, size=shape).astype(np.uint8)
+    passed_in = images.copy()
+    got = _array(call_answer(flip_tta, "flip_tta(predict, images)", _toy_predict, passed_in), "flip_tta(predict, images)")
+    if not np.array_equal(passed_in, images):
         fail("flip_tta modified the images in place: flip a copy (x[:, :, ::-1] makes a view, which is fine)")
     plain = _toy_predict(images)
     want = 0.5 * (plain + _toy_predict(images[:, :, ::-1]))

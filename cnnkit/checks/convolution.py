@@ -7,11 +7,14 @@ odd "same" zero on the wrong side.
 """
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
 
-from cnnkit.checks import call_answer, expect_array, expect_callable, expect_shape, fail, passed, unanswered
+from cnnkit.checks import (
+    call_answer, case_rng, cases, expect_array, expect_callable, expect_shape, fail, passed, unanswered,
+)
 from cnnkit.conv import conv2d, output_size, same_padding
 
 # The exercise's 5x5 image (the tutorial's) and an asymmetric 3x3 kernel: with
@@ -38,6 +41,76 @@ OUTPUT_SIZE_CASES = [
 SAME_PADDING_CASES = [
     (5, 3, 1), (6, 4, 1), (7, 2, 1), (7, 3, 2), (8, 3, 2), (32, 3, 2), (9, 5, 3), (10, 1, 2), (4, 6, 1),
 ]
+
+
+def _draw_output_size_cases(rng: np.random.Generator) -> list[tuple[int, int, int, int]]:
+    """Twelve hidden (n, f, stride, padding) cases, as demanding as OUTPUT_SIZE_CASES.
+
+    Three kinds, four of each: stride 1 without padding, stride 1 with padding (a
+    wrong 2p shows), and stride 2..4 where the stride does not divide n + 2p - f
+    (a rounding mistake shows), with and without padding; kernels 1..11, odd and even.
+    """
+    drawn = []
+    for kind in (0, 1, 2) * 4:
+        f = int(rng.choice([1, 2, 3, 3, 5, 5, 7, 11]))
+        stride = 1 if kind < 2 else int(rng.integers(2, 5))
+        pad = 0 if kind == 0 else int(rng.integers(1, 4))
+        if kind == 2 and rng.random() < 0.4:
+            pad = 0
+        n = int(rng.integers(max(f, 5), 65))
+        while kind == 2 and (n + 2 * pad - f) % stride == 0:
+            n += 1
+        drawn.append((n, f, stride, pad))
+    return drawn
+
+
+def _draw_same_padding_cases(rng: np.random.Generator) -> list[tuple[int, int, int]]:
+    """Nine hidden (n, f, stride) cases like SAME_PADDING_CASES.
+
+    Odd totals (the odd zero's side shows), even kernels, strides 2 and 3, a 1x1
+    kernel with a stride (the total would be negative without the max) and a
+    kernel wider than the axis.
+    """
+    drawn = []
+    while len(drawn) < 5:  # stride 1 or 2..3 with an odd total
+        n, f, s = int(rng.integers(4, 40)), int(rng.integers(2, 8)), int(rng.choice([1, 2, 3]))
+        out = -(-n // s)
+        if ((out - 1) * s + f - n) % 2 == 1 and (out - 1) * s + f - n > 0:
+            drawn.append((n, f, s))
+    n = int(rng.integers(5, 40))
+    drawn.append((n, int(rng.choice([3, 5])), 1))                      # even total, stride 1
+    drawn.append((2 * int(rng.integers(3, 20)), 1, 2))                 # would be negative without max(., 0)
+    n = int(rng.integers(2, 6))
+    drawn.append((n, n + int(rng.integers(1, 4)), 1))                  # kernel wider than the axis
+    drawn.append((int(rng.integers(8, 40)), int(rng.choice([2, 4, 6])), int(rng.choice([2, 3]))))
+    order = rng.permutation(len(drawn))
+    return [drawn[i] for i in order]
+
+
+def _draw_conv_layer_cases(rng: np.random.Generator) -> list[tuple[tuple, tuple, int]]:
+    """Two hidden (x shape, w shape, stride) cases: one with stride 1, one with stride 2 or 3."""
+    drawn = []
+    for stride in (1, int(rng.integers(2, 4))):
+        f1, f2 = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+        shape_x = (int(rng.integers(1, 3)), int(rng.integers(f1 + 2, 10)), int(rng.integers(f2 + 2, 10)),
+                   int(rng.integers(1, 4)))
+        drawn.append((shape_x, (f1, f2, shape_x[3], int(rng.integers(2, 6))), stride))
+    return drawn
+
+
+def whole_number(got, call: str, expected, rounding: str) -> int:
+    """``got`` as an int, failing with a message a student can act on when it is not a whole number.
+
+    ``rounding`` says why a fraction appears (e.g. "the division must round down (use //)").
+    """
+    if isinstance(got, bool) or not isinstance(got, numbers.Real):
+        fail(f"{call} returned {got!r} ({type(got).__name__}); expected a whole number such as {expected}")
+    if not math.isfinite(got):
+        fail(f"{call} returned {got!r}: a size is a whole number of cells; NaN or infinity comes from float "
+             f"arithmetic (a 0 / 0 or a division by zero): compute with integers, //")
+    if float(got) != int(got):
+        fail(f"{call} returned {got!r}, not a whole number: {rounding}")
+    return int(got)
 
 
 def _call(fn, name: str, *args):
@@ -78,19 +151,17 @@ def check_output_size(fn) -> None:
     """``fn(n, f, stride, padding)``: the output length of a convolution, padding ``p`` zeros on each side."""
     expect_callable(fn, "conv_output_size")
     wrong = []
-    for n, f, s, p in OUTPUT_SIZE_CASES:
+    table = cases(OUTPUT_SIZE_CASES, _draw_output_size_cases, seed=1)
+    for n, f, s, p in table:
         got = _call(fn, "conv_output_size", n, f, s, p)
         expected = output_size(n, f, s, p)
-        call = f"conv_output_size({n}, {f}, {s}, {p})"
-        if isinstance(got, bool) or not isinstance(got, numbers.Real):
-            fail(f"{call} returned {got!r} ({type(got).__name__}); expected a whole number such as {expected}")
-        if float(got) != int(got):
-            fail(f"{call} returned {got!r}, not a whole number: the division must round down (use //), "
-                 "since a window that does not fit entirely is not counted")
-        if int(got) != expected:
-            wrong.append(((n, f, s, p), int(got), expected))
+        got = whole_number(got, f"conv_output_size({n}, {f}, {s}, {p})", expected,
+                           "the division must round down (use //), since a window that does not fit "
+                           "entirely is not counted")
+        if got != expected:
+            wrong.append(((n, f, s, p), got, expected))
     if not wrong:
-        passed(f"conv_output_size agrees on all {len(OUTPUT_SIZE_CASES)} cases")
+        passed(f"conv_output_size agrees on all {len(table)} cases")
         return
     (n, f, s, p), got, expected = wrong[0]
     diffs = [g - e for _, g, e in wrong]
@@ -107,22 +178,18 @@ def check_output_size(fn) -> None:
         hint = " Only cases with padding are wrong: the padding adds p zeros on BOTH sides (2p)."
     elif all(c[2] > 1 for c, _, _ in wrong):
         hint = " Only cases with stride > 1 are wrong: divide (n + 2p - f) by the stride before adding 1."
-    fail(f"{len(wrong)} of {len(OUTPUT_SIZE_CASES)} cases wrong; first: conv_output_size({n}, {f}, {s}, {p}) "
+    fail(f"{len(wrong)} of {len(table)} cases wrong; first: conv_output_size({n}, {f}, {s}, {p}) "
          f"returned {got!r}, expected {expected}.{hint}")
 
 
 def check_same_padding(fn) -> None:
     """``fn(n, f, stride)`` -> (before, after): the zeros TensorFlow's "same" padding adds to one axis."""
     expect_callable(fn, "same_pad")
-    for n, f, s in SAME_PADDING_CASES:
+    table = cases(SAME_PADDING_CASES, _draw_same_padding_cases, seed=2)
+    for n, f, s in table:
         got = _call(fn, "same_pad", n, f, s)
         expected = same_padding(n, f, s)
-        try:
-            got_pair = tuple(int(v) for v in got)
-        except Exception:
-            fail(f"same_pad({n}, {f}, {s}) returned {got!r}; expected a pair (before, after) such as {expected}")
-        if len(got_pair) != 2:
-            fail(f"same_pad({n}, {f}, {s}) returned {got!r}; expected a pair (before, after) such as {expected}")
+        got_pair = _padding_pair(got, f"same_pad({n}, {f}, {s})", expected)
         if got_pair == expected:
             continue
         total = sum(expected)
@@ -137,16 +204,37 @@ def check_same_padding(fn) -> None:
         else:
             hint = "the total is right but the split is not: before = total // 2, after = total - before"
         fail(f"same_pad({n}, {f}, {s}) returned {got_pair}, expected {expected}: {hint}")
-    passed(f"same_pad agrees with TensorFlow's rule on all {len(SAME_PADDING_CASES)} cases")
+    passed(f"same_pad agrees with TensorFlow's rule on all {len(table)} cases")
+
+
+def _padding_pair(got, call: str, expected: tuple[int, int]) -> tuple[int, int]:
+    """``got`` as a pair of ints (before, after), or a failure that says what is wrong with it."""
+    try:
+        values = list(got)
+    except TypeError:
+        values = None
+    if values is None or len(values) != 2:
+        fail(f"{call} returned {got!r}; expected a pair (before, after) such as {expected}")
+    if any(isinstance(v, bool) or not isinstance(v, numbers.Real) for v in values):
+        fail(f"{call} returned {got!r}; expected a pair of whole numbers (before, after) such as {expected}")
+    if not all(math.isfinite(v) for v in values):
+        fail(f"{call} returned {got!r}: NaN (or infinity) comes from float arithmetic such as 0 / 0 or "
+             "math.ceil of a float; padding counts whole cells, so compute it with integers only: "
+             "ceil(n / stride) as -(-n // stride), and split the total with //")
+    if any(float(v) != int(v) for v in values):
+        fail(f"{call} returned {got!r}: half a zero cannot be added; split the total with integer division, "
+             "before = total // 2, after = total - before")
+    return int(values[0]), int(values[1])
 
 
 def check_relu(relu_fn, relu_grad_fn) -> None:
     """``relu_fn(z)`` = max(0, z) and ``relu_grad_fn(z)`` = 1 where z > 0 else 0, element-wise, any shape."""
     expect_callable(relu_fn, "relu")
     expect_callable(relu_grad_fn, "relu_grad")
-    rng = np.random.default_rng(3)
-    z = rng.normal(size=(4, 5, 6))
-    z[0, 0, :3] = [0.0, -0.0, 1e-12]
+    shape = cases([(4, 5, 6)], lambda r: [tuple(int(d) for d in r.integers(1, 7, size=int(r.integers(1, 4))))
+                                          + (int(r.integers(3, 7)),)], seed=3)[0]
+    z = case_rng(3).normal(size=shape)
+    z.reshape(-1, shape[-1])[0, :3] = [0.0, -0.0, 1e-12]
     got = _call(relu_fn, "relu", z.copy())
     got = expect_shape("relu(z)", got, z.shape)
     if np.allclose(got, z):
@@ -166,8 +254,9 @@ def check_relu(relu_fn, relu_grad_fn) -> None:
 def check_conv_layer(fn) -> None:
     """``fn(x, w, b, stride)``: a valid-padding convolution of NHWC ``x`` with HWIO ``w`` plus bias ``b``."""
     expect_callable(fn, "conv_forward")
-    rng = np.random.default_rng(7)
-    for shape_x, shape_w, stride in [((2, 7, 7, 3), (3, 3, 3, 4), 1), ((1, 9, 8, 2), (3, 2, 2, 5), 2)]:
+    rng = case_rng(7)
+    table = cases([((2, 7, 7, 3), (3, 3, 3, 4), 1), ((1, 9, 8, 2), (3, 2, 2, 5), 2)], _draw_conv_layer_cases, seed=7)
+    for shape_x, shape_w, stride in table:
         x = rng.normal(size=shape_x)
         w = rng.normal(size=shape_w)
         b = rng.normal(size=shape_w[-1])
@@ -188,4 +277,5 @@ def check_conv_layer(fn) -> None:
         if np.allclose(got, conv2d(x, w[::-1, ::-1], b, stride=stride)):
             fail(f"{where}: you flipped the kernel (true convolution); a CNN layer computes cross-correlation")
         expect_array(where, got, expected, rtol=1e-5, atol=1e-6)
-    passed("conv_forward matches cnnkit.conv.conv2d (and so tf.nn.conv2d) with stride 1 and 2")
+    strides = " and ".join(str(stride) for stride in sorted({c[2] for c in table}))
+    passed(f"conv_forward matches cnnkit.conv.conv2d (and so tf.nn.conv2d) with stride {strides}")

@@ -11,12 +11,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnkit.checks import call_answer, expect_callable, expect_shape, fail, passed, unanswered
+from cnnkit.checks import call_answer, case_rng, cases, expect_callable, expect_shape, fail, passed, unanswered
 from cnnkit.normalization import StandardScaler, detect_leak
 
 
 def _call(fn, name: str, *args):
-    return call_answer(fn, name, *args)
+    """Call a student's ``fn`` on copies of ``args`` (an answer may modify its inputs)."""
+    return call_answer(fn, name, *[a.copy() if isinstance(a, np.ndarray) else a for a in args])
+
+
+def _leak_report(fn, name: str, *splits):
+    """:func:`detect_leak` of ``fn``, every call of ``fn`` made through :func:`_call`."""
+    return detect_leak(lambda *parts: _call(fn, name, *parts), *splits)
 
 
 def _as_numbers(name: str, value, shape) -> np.ndarray:
@@ -36,10 +42,12 @@ def check_min_max(min_max_scale) -> None:
     """``min_max_scale(x, x_min, x_max)`` must return ``(x - x_min) / (x_max - x_min)`` (broadcast per channel)."""
     unanswered(min_max_scale, "min_max_scale")
     expect_callable(min_max_scale, "min_max_scale")
-    rng = np.random.default_rng(2031)
-    x = rng.integers(20, 200, size=(6, 4, 4, 3)).astype(np.float64)
-    x_min = x.reshape(-1, 3).min(axis=0)
-    x_max = x.reshape(-1, 3).max(axis=0)
+    shape = cases([(6, 4, 4, 3)], lambda r: [(int(r.integers(3, 9)), int(r.integers(2, 6)), int(r.integers(2, 6)),
+                                              int(r.integers(2, 5)))], seed=2031)[0]
+    channels = shape[-1]
+    x = case_rng(2031).integers(20, 200, size=shape).astype(np.float64)
+    x_min = x.reshape(-1, channels).min(axis=0)
+    x_max = x.reshape(-1, channels).max(axis=0)
     expected = (x - x_min) / (x_max - x_min)
     name = "min_max_scale(x, x_min, x_max)"
     with np.errstate(all="ignore"):
@@ -65,7 +73,8 @@ def check_min_max(min_max_scale) -> None:
         fail(f"min_max_scale gives {got[worst]:.6g} at index {tuple(int(i) for i in worst)}, expected "
              f"{expected[worst]:.6g}: compute (x - x_min) / (x_max - x_min) with x_min, x_max broadcast over the "
              "last (channel) axis")
-    if not (np.isclose(got.reshape(-1, 3).min(axis=0), 0).all() and np.isclose(got.reshape(-1, 3).max(axis=0), 1).all()):
+    if not (np.isclose(got.reshape(-1, channels).min(axis=0), 0).all()
+            and np.isclose(got.reshape(-1, channels).max(axis=0), 1).all()):
         fail("each channel should span exactly 0..1 after min-max scaling with its own minimum and maximum")
     passed("min_max_scale maps each channel's minimum to 0 and its maximum to 1, with x_max - x_min below the line")
 
@@ -74,11 +83,15 @@ def check_min_max(min_max_scale) -> None:
 
 
 def _splits(seed: int):
-    rng = np.random.default_rng(seed)
+    """Three uint8 splits (train, val, test) of 3-channel images; sizes drawn for hidden inputs."""
+    sizes = cases([(40, 16, 20, 5)], lambda r: [(int(r.integers(20, 50)), int(r.integers(8, 20)),
+                                                 int(r.integers(8, 24)), int(r.integers(3, 7)))], seed=seed)[0]
+    n_train, n_val, n_test, side = sizes
+    rng = case_rng(seed)
     # the three splits differ on purpose, so statistics fitted on the wrong split give other numbers
-    x_train = rng.normal([120, 110, 90], [60, 50, 40], size=(40, 5, 5, 3))
-    x_val = rng.normal([140, 100, 80], [45, 55, 35], size=(16, 5, 5, 3))
-    x_test = rng.normal([100, 130, 95], [55, 45, 50], size=(20, 5, 5, 3))
+    x_train = rng.normal([120, 110, 90], [60, 50, 40], size=(n_train, side, side, 3))
+    x_val = rng.normal([140, 100, 80], [45, 55, 35], size=(n_val, side, side, 3))
+    x_test = rng.normal([100, 130, 95], [55, 45, 50], size=(n_test, side, side, 3))
     return [np.clip(a, 0, 255).astype(np.uint8) for a in (x_train, x_val, x_test)]
 
 
@@ -100,7 +113,7 @@ def check_standardize_splits(standardize_splits) -> None:
     reference = StandardScaler().fit(x_train)
     expected = [reference.transform(x, dtype=np.float64) for x in (x_train, x_val, x_test)]
     if all(np.allclose(g, e, rtol=1e-4, atol=1e-4) for g, e in zip(got, expected)):
-        report = detect_leak(standardize_splits, x_train, x_val, x_test)
+        report = _leak_report(standardize_splits, "standardize_splits", x_train, x_val, x_test)
         if report.leaks:  # right numbers here, but held-out data still matters: be explicit
             fail(f"the values are right on this data, but the function leaks: {report.explain()}")
         passed("all three splits are z-scored per channel with the training split's mean and standard deviation")
@@ -150,7 +163,7 @@ def check_spot_the_leak(leaky_pipelines, pipelines: dict) -> None:
     if unknown:
         fail(f"unknown pipeline name(s) {sorted(unknown)}; choose among {sorted(known)}")
     splits = _splits(5)
-    verdicts = {str(name).lower(): detect_leak(fn, *splits) for name, fn in pipelines.items()}
+    verdicts = {str(name).lower(): _leak_report(fn, f"pipeline {name!r}", *splits) for name, fn in pipelines.items()}
     truth = {name for name, report in verdicts.items() if report.leaks}
     missed = truth - answer
     wrong = answer - truth

@@ -11,12 +11,38 @@ import numbers
 
 import numpy as np
 
-from cnnkit.checks import call_answer, expect_callable, expect_shape, fail, passed
+from cnnkit.checks import call_answer, case_rng, cases, expect_callable, expect_shape, fail, passed
+from cnnkit.checks.parameters import finite_count
 
 # (H, W, C_in, K): the last is square (C_in == K) so that a transposed weight matrix shows
 ONE_BY_ONE_CASES = ((4, 5, 3, 2), (1, 1, 6, 4), (7, 3, 8, 16), (5, 5, 4, 4))
 # (H, W, C_in, C_mid, K, F) bottlenecks: the tutorial's and a few others
 BOTTLENECK_CASES = ((32, 32, 256, 64, 128, 5), (8, 8, 16, 4, 32, 3), (14, 10, 64, 16, 64, 3), (7, 7, 512, 128, 256, 1))
+
+
+def _draw_one_by_one_cases(rng: np.random.Generator) -> list[tuple[int, int, int, int]]:
+    """Four hidden (H, W, C_in, K) inputs: a 1x1 image, C_in != K twice, and a square C_in == K (a transposed w shows)."""
+    def size():
+        return int(rng.integers(2, 8))
+
+    c_in = int(rng.integers(2, 9))
+    k = c_in + int(rng.integers(1, 9))
+    square = int(rng.integers(2, 9))
+    other = (int(rng.integers(2, 17)), int(rng.integers(2, 17)))
+    return [(size(), size(), c_in, k), (1, 1, k, c_in), (size(), size(), *other), (size(), size(), square, square)]
+
+
+def _draw_bottleneck_cases(rng: np.random.Generator) -> list[tuple[int, int, int, int, int, int]]:
+    """Four hidden (H, W, C_in, C_mid, K, F) bottlenecks: C_mid < C_in, F of 1, 3 or 5, H != W in one."""
+    drawn = []
+    for f in (5, 3, 3, 1):
+        h = int(rng.integers(4, 40))
+        w = h if len(drawn) != 2 else h + int(rng.integers(1, 9))
+        c_in = int(rng.choice([16, 32, 64, 128, 192, 256, 512]))
+        c_mid = max(c_in // int(rng.choice([2, 4, 8])), 2)
+        k = int(rng.choice([16, 32, 64, 128, 256]))
+        drawn.append((h, w, c_in, c_mid, k, f))
+    return drawn
 
 
 def _keras():
@@ -46,13 +72,14 @@ def keras_one_by_one(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
 def check_one_by_one(one_by_one_conv) -> None:
     """``one_by_one_conv(x, w, b)``: x (H, W, C_in), w (C_in, K), b (K,) -> (H, W, K), as Keras' 1x1 Conv2D."""
     expect_callable(one_by_one_conv, "one_by_one_conv")
-    rng = np.random.default_rng(5)
-    for h, wd, c_in, k in ONE_BY_ONE_CASES:
+    rng = case_rng(5)
+    table = cases(ONE_BY_ONE_CASES, _draw_one_by_one_cases, seed=5)
+    for h, wd, c_in, k in table:
         x = rng.normal(size=(h, wd, c_in)).astype("float32")
         w = rng.normal(size=(c_in, k)).astype("float32")
         b = rng.normal(size=(k,)).astype("float32")
         expected = keras_one_by_one(x, w, b)
-        got = _call(one_by_one_conv, "one_by_one_conv", x, w, b)
+        got = _call(one_by_one_conv, "one_by_one_conv", x.copy(), w.copy(), b.copy())
         where = f"on an input of shape {x.shape} with w of shape {w.shape}"
         if np.shape(got) != expected.shape and np.size(got) == expected.size:
             fail(f"one_by_one_conv {where} returned shape {np.shape(got)}, expected {expected.shape}: "
@@ -69,7 +96,7 @@ def check_one_by_one(one_by_one_conv) -> None:
         fail(f"one_by_one_conv {where}: value at (row, col, channel) {tuple(int(i) for i in bad)} is "
              f"{got[tuple(bad)]:.4f}, Keras gives {expected[tuple(bad)]:.4f}; each output pixel is "
              "x[i, j, :] @ w + b, the same linear map at every pixel")
-    passed(f"one_by_one_conv matches Keras' 1x1 Conv2D on {len(ONE_BY_ONE_CASES)} inputs")
+    passed(f"one_by_one_conv matches Keras' 1x1 Conv2D on {len(table)} inputs")
 
 
 def reference_bottleneck(h: int, w: int, c_in: int, c_mid: int, k: int, f: int) -> tuple[int, int]:
@@ -93,15 +120,16 @@ def _pair_of_ints(value, name: str) -> tuple[int, int]:
     except (TypeError, ValueError):
         fail(f"{name} should return a pair (parameters, multiply_adds), got {value!r}")
     for label, v in (("parameters", params), ("multiply_adds", madds)):
-        if isinstance(v, bool) or not isinstance(v, numbers.Real) or v != int(v):
+        if isinstance(v, bool) or not isinstance(v, numbers.Real):
             fail(f"{name}: {label} should be a whole number, got {v!r}")
-    return int(params), int(madds)
+    return (finite_count(params, f"{name}: parameters"), finite_count(madds, f"{name}: multiply_adds"))
 
 
 def check_bottleneck_cost(bottleneck_cost) -> None:
     """``bottleneck_cost(h, w, c_in, c_mid, k, f)`` -> (parameters, multiply-adds) of the two-layer bottleneck."""
     expect_callable(bottleneck_cost, "bottleneck_cost")
-    for h, w, c_in, c_mid, k, f in BOTTLENECK_CASES:
+    table = cases(BOTTLENECK_CASES, _draw_bottleneck_cases, seed=6)
+    for h, w, c_in, c_mid, k, f in table:
         args = (h, w, c_in, c_mid, k, f)
         name = f"bottleneck_cost{args}"
         params, madds = _pair_of_ints(_call(bottleneck_cost, "bottleneck_cost", *args), name)
@@ -127,4 +155,4 @@ def check_bottleneck_cost(bottleneck_cost) -> None:
             }
             hint = hints.get(madds, "")
             fail(f"{name}: {madds:,} multiply-adds, expected {exp_madds:,}" + (f": {hint}" if hint else ""))
-    passed(f"bottleneck_cost matches Keras and cnnkit.params on {len(BOTTLENECK_CASES)} bottlenecks")
+    passed(f"bottleneck_cost matches Keras and cnnkit.params on {len(table)} bottlenecks")

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from cnnkit.checks import call_answer, expect_callable, expect_shape, fail, passed, unanswered
+from cnnkit.checks import call_answer, case_rng, cases, expect_callable, expect_shape, fail, passed, unanswered
 
 KINDS = ("minimum", "maximum", "saddle", "degenerate")
 
@@ -65,13 +65,35 @@ def _compare(label: str, got, expected, variants: dict, inputs: str):
 # --------------------------------------------------------------------------- momentum
 
 
+def _shape(rng: np.random.Generator) -> tuple[int, ...]:
+    """A random small shape of one or two axes, for hidden weight arrays."""
+    return tuple(int(d) for d in rng.integers(2, 5, size=int(rng.integers(1, 3))))
+
+
+def _with_tiny(rng: np.random.Generator, shape, scale: float, tiny: float) -> np.ndarray:
+    """Normal values of ``scale`` with one entry of size ``tiny``: where epsilon's place shows."""
+    out = rng.normal(0, scale, size=shape)
+    out.reshape(-1)[int(rng.integers(out.size))] = tiny * rng.choice([-1.0, 1.0])
+    return out
+
+
 def _momentum_cases():
-    rng = np.random.default_rng(8)
-    return [
-        (np.array([1.0, -2.0, 0.5]), np.zeros(3), np.array([0.4, -1.0, 2.0]), 0.1, 0.9),
-        (rng.normal(size=(2, 2)), rng.normal(size=(2, 2)), rng.normal(size=(2, 2)), 0.05, 0.8),
-        (np.array([3.0, 0.0]), np.array([0.5, -0.5]), np.array([-1.0, 1.0]), 0.5, 0.5),
-    ]
+    def visible(rng):
+        return [
+            (np.array([1.0, -2.0, 0.5]), np.zeros(3), np.array([0.4, -1.0, 2.0]), 0.1, 0.9),
+            (rng.normal(size=(2, 2)), rng.normal(size=(2, 2)), rng.normal(size=(2, 2)), 0.05, 0.8),
+            (np.array([3.0, 0.0]), np.array([0.5, -0.5]), np.array([-1.0, 1.0]), 0.5, 0.5),
+        ]
+
+    def draw(rng):  # a first step from v = 0, a general one, and beta = 0.5 where the two weights are equal
+        drawn = []
+        for i, beta in enumerate((float(rng.uniform(0.8, 0.99)), float(rng.uniform(0.6, 0.95)), 0.5)):
+            shape = _shape(rng)
+            v = np.zeros(shape) if i == 0 else rng.normal(size=shape)
+            drawn.append((rng.normal(size=shape), v, rng.normal(size=shape), float(rng.uniform(0.01, 0.5)), beta))
+        return drawn
+
+    return cases(visible(case_rng(8)), draw, seed=8)
 
 
 def check_momentum_step(momentum_step) -> None:
@@ -103,12 +125,28 @@ def check_momentum_step(momentum_step) -> None:
 
 
 def _rmsprop_cases():
-    rng = np.random.default_rng(9)
-    return [
-        (np.array([1.0, -2.0, 0.5]), np.zeros(3), np.array([1e-4, -3.0, 0.02]), 0.01, 0.9, 1e-7),
-        (rng.normal(size=(2, 3)), rng.uniform(0.1, 1, size=(2, 3)), rng.normal(size=(2, 3)), 0.1, 0.8, 1e-3),
-        (np.array([0.0, 1.0]), np.array([1e-10, 4.0]), np.array([-2e-5, 0.5]), 0.05, 0.5, 1e-5),
-    ]
+    def visible(rng):
+        return [
+            (np.array([1.0, -2.0, 0.5]), np.zeros(3), np.array([1e-4, -3.0, 0.02]), 0.01, 0.9, 1e-7),
+            (rng.normal(size=(2, 3)), rng.uniform(0.1, 1, size=(2, 3)), rng.normal(size=(2, 3)), 0.1, 0.8, 1e-3),
+            (np.array([0.0, 1.0]), np.array([1e-10, 4.0]), np.array([-2e-5, 0.5]), 0.05, 0.5, 1e-5),
+        ]
+
+    def draw(rng):  # each case has a gradient entry near sqrt(eps), so eps inside or outside the root differ
+        drawn = []
+        for i, eps in enumerate((1e-7, float(10.0 ** rng.integers(-4, -2)), 1e-5)):
+            shape = _shape(rng)
+            v = np.zeros(shape) if i == 0 else rng.uniform(0.1, 1, size=shape)
+            if i == 2:
+                v.reshape(-1)[0] = 1e-10
+            grad = _with_tiny(rng, shape, 1.0, 10 * math.sqrt(eps))
+            if i == 2:
+                grad.reshape(-1)[0] = -2 * math.sqrt(eps)
+            rho = (0.9, float(rng.uniform(0.7, 0.95)), 0.5)[i]
+            drawn.append((rng.normal(size=shape), v, grad, float(rng.uniform(0.005, 0.2)), rho, eps))
+        return drawn
+
+    return cases(visible(case_rng(9)), draw, seed=9)
 
 
 def check_rmsprop_step(rmsprop_step) -> None:
@@ -142,14 +180,34 @@ def check_rmsprop_step(rmsprop_step) -> None:
 
 
 def _adam_cases():
-    rng = np.random.default_rng(10)
-    return [
-        (np.array([1.0, -2.0, 0.5]), np.zeros(3), np.zeros(3), np.array([1e-5, -3.0, 0.02]), 1, 0.01, 0.9, 0.999, 1e-7),
-        (rng.normal(size=(2, 2)), rng.normal(size=(2, 2)) * 0.1, rng.uniform(0, 0.1, size=(2, 2)),
-         rng.normal(size=(2, 2)), 3, 0.1, 0.8, 0.99, 1e-8),
-        (np.array([0.5, 0.5]), np.array([1e-6, 0.2]), np.array([1e-12, 0.3]), np.array([2e-6, -1.0]), 10, 0.05, 0.9,
-         0.999, 1e-6),
-    ]
+    def visible(rng):
+        return [
+            (np.array([1.0, -2.0, 0.5]), np.zeros(3), np.zeros(3), np.array([1e-5, -3.0, 0.02]), 1, 0.01, 0.9, 0.999,
+             1e-7),
+            (rng.normal(size=(2, 2)), rng.normal(size=(2, 2)) * 0.1, rng.uniform(0, 0.1, size=(2, 2)),
+             rng.normal(size=(2, 2)), 3, 0.1, 0.8, 0.99, 1e-8),
+            (np.array([0.5, 0.5]), np.array([1e-6, 0.2]), np.array([1e-12, 0.3]), np.array([2e-6, -1.0]), 10, 0.05,
+             0.9, 0.999, 1e-6),
+        ]
+
+    def draw(rng):  # the first step (t = 1, zero moments) and two later ones; tiny entries where eps shows
+        drawn = []
+        for i, (t, eps) in enumerate(((1, 1e-7), (int(rng.integers(2, 6)), 1e-8), (int(rng.integers(6, 30)), 1e-6))):
+            shape = _shape(rng)
+            if i == 0:
+                m, v = np.zeros(shape), np.zeros(shape)
+                grad = _with_tiny(rng, shape, 1.0, 100 * eps)
+            else:
+                m = rng.normal(0, 0.1, size=shape)
+                v = rng.uniform(0, 0.1, size=shape)
+                m.reshape(-1)[0], v.reshape(-1)[0] = 1e-6 * (i == 2), 1e-12 * (i == 2)
+                grad = rng.normal(size=shape)
+                grad.reshape(-1)[0] = 2 * eps
+            b1, b2 = float(rng.uniform(0.8, 0.95)), float(rng.choice([0.99, 0.995, 0.999]))
+            drawn.append((rng.normal(size=shape), m, v, grad, t, float(rng.uniform(0.005, 0.2)), b1, b2, eps))
+        return drawn
+
+    return cases(visible(case_rng(10)), draw, seed=10)
 
 
 def check_adam_step(adam_step) -> None:
@@ -160,7 +218,8 @@ def check_adam_step(adam_step) -> None:
     """
     unanswered(adam_step, "adam_step")
     expect_callable(adam_step, "adam_step")
-    for w, m, v, g, t, lr, b1, b2, eps in _adam_cases():
+    table = _adam_cases()
+    for w, m, v, g, t, lr, b1, b2, eps in table:
         inputs = (f"w={_show([w])}, m={_show([m])}, v={_show([v])}, grad={_show([g])}, t={t}, lr={lr}, "
                   f"beta1={b1}, beta2={b2}, eps={eps}")
         out = _unpack(_call(adam_step, "adam_step", w, m, v, g, t, lr, b1, b2, eps), "adam_step",
@@ -200,13 +259,51 @@ def check_adam_step(adam_step) -> None:
                       f"t counts steps from 1"] = (
                     w - lr * (m_new / (1 - b1 ** shift)) / (np.sqrt(v_new / (1 - b2 ** shift)) + eps))
         _compare("w_new", out[0], w_new, wrong, inputs)
-    passed("adam_step matches Adam with bias-corrected moments and eps outside the root on 3 cases (t = 1, 3, 10)")
+    steps = ", ".join(str(case[4]) for case in table)
+    passed(f"adam_step matches Adam with bias-corrected moments and eps outside the root on {len(table)} cases "
+           f"(t = {steps})")
 
 
 # --------------------------------------------------------------------------- stationary points
 
 
+def _draw_classify_cases(rng: np.random.Generator) -> list[tuple[np.ndarray, str]]:
+    """Ten hidden Hessians, small integer entries, like the visible ones.
+
+    Two of each kind from rotations of known eigenvalues would lose the exact
+    zeros, so they are built instead: diagonal ones shuffled, 2x2 ones whose
+    off-diagonal term decides (the diagonal alone misleads), rank-one ones
+    s * u u^T (degenerate), and a 3x3 saddle with a zero eigenvalue.
+    """
+    def pos(low=1, high=6):
+        return int(rng.integers(low, high))
+
+    def off_diagonal(kind):  # [[a, b], [b, c]], a, c > 0; b^2 < ac: minimum, b^2 > ac: saddle
+        a, c = pos(), pos()
+        b = int(np.floor(np.sqrt(a * c - 1))) if kind == "minimum" else int(np.floor(np.sqrt(a * c))) + pos(1, 3)
+        return np.array([[a, b], [b, c]], dtype=float)
+
+    u = rng.integers(1, 4, size=2) * rng.choice([-1, 1], size=2)
+    drawn = [
+        (np.diag([pos(), pos(), pos()]).astype(float), "minimum"),
+        (off_diagonal("minimum"), "minimum"),
+        (-np.diag([pos(), pos()]).astype(float), "maximum"),
+        (-off_diagonal("minimum"), "maximum"),
+        (np.diag(rng.permutation([pos(), -pos()])).astype(float), "saddle"),
+        (off_diagonal("saddle"), "saddle"),
+        (-off_diagonal("saddle"), "saddle"),
+        (np.diag(rng.permutation([pos(), 0, -pos()])).astype(float), "saddle"),
+        (float(rng.choice([-1, 1])) * np.outer(u, u).astype(float), "degenerate"),
+        (np.diag(rng.permutation([pos(), 0, pos()])).astype(float) * rng.choice([-1, 1]), "degenerate"),
+    ]
+    return [drawn[i] for i in rng.permutation(len(drawn))]
+
+
 def _classify_cases():
+    return cases(_visible_classify_cases(), _draw_classify_cases, seed=12)
+
+
+def _visible_classify_cases():
     return [
         (np.array([[2.0, 0.0], [0.0, 3.0]]), "minimum"),
         (np.array([[-1.0, 0.0], [0.0, -4.0]]), "maximum"),
@@ -236,15 +333,15 @@ def check_classify(classify_hessian) -> None:
     """``classify_hessian(H) -> "minimum" | "maximum" | "saddle" | "degenerate"`` from the eigenvalues of H."""
     unanswered(classify_hessian, "classify_hessian")
     expect_callable(classify_hessian, "classify_hessian")
-    cases = _classify_cases()
+    table = _classify_cases()
     answers = []
-    for H, kind in cases:
+    for H, kind in table:
         got = _call(classify_hessian, "classify_hessian", H)
         if not isinstance(got, str):
             fail(f"classify_hessian should return one of the strings {KINDS}, got {got!r} ({type(got).__name__})")
         answers.append(got)
-    reads_diagonal = all(got == _classify_by_diagonal(H) for got, (H, _) in zip(answers, cases))
-    for got, (H, kind) in zip(answers, cases):
+    reads_diagonal = all(got == _classify_by_diagonal(H) for got, (H, _) in zip(answers, table))
+    for got, (H, kind) in zip(answers, table):
         if got == kind:
             continue
         eig = np.round(np.linalg.eigvalsh(H), 4).tolist()
@@ -265,7 +362,7 @@ def check_classify(classify_hessian) -> None:
             hint = f"all eigenvalues are {'positive' if kind == 'minimum' else 'negative'}"
         fail(f"classify_hessian(H) for H = {H.tolist()} (eigenvalues {eig}) returned {got!r}, expected "
              f"{kind!r}: {hint}")
-    passed(f"classify_hessian names all {len(_classify_cases())} stationary points correctly")
+    passed(f"classify_hessian names all {len(table)} stationary points correctly")
 
 
 # --------------------------------------------------------------------------- learning rate on a ravine
@@ -310,12 +407,29 @@ def check_ravine_lr(lr, condition: float = 20.0, steps: int = 100, target: float
 # --------------------------------------------------------------------------- batches
 
 
+def _draw_batch_cases(rng: np.random.Generator) -> list[tuple[int, int]]:
+    """Six hidden (n, batch size): a partial last batch twice, b dividing n, b larger than n, b = 1, b = n."""
+    n = int(rng.integers(1000, 60000))
+    b = int(rng.choice([32, 64, 100, 128, 256]))
+    while n % b == 0:
+        n += 1
+    divides = int(rng.integers(2, 50))
+    small = int(rng.integers(2, 30))
+    ones, whole = int(rng.integers(10, 2000)), int(rng.integers(10, 2000))
+    n2 = int(rng.integers(500, 5000))
+    b2 = int(rng.integers(7, 99))
+    n2 += (n2 % b2 == 0)
+    drawn = [(n, b), (divides * b2, b2), (small, small + int(rng.integers(1, 40))), (ones, 1), (whole, whole), (n2, b2)]
+    return [drawn[i] for i in rng.permutation(len(drawn))]
+
+
 def check_updates_per_epoch(updates_per_epoch) -> None:
     """``updates_per_epoch(n_examples, batch_size) -> int``: ceil(n / b) (the last, smaller batch also updates)."""
     unanswered(updates_per_epoch, "updates_per_epoch")
     expect_callable(updates_per_epoch, "updates_per_epoch")
-    cases = [(50000, 128), (100, 10), (10, 32), (1000, 1), (1000, 1000), (45000, 256)]
-    for n, b in cases:
+    table = cases([(50000, 128), (100, 10), (10, 32), (1000, 1), (1000, 1000), (45000, 256)], _draw_batch_cases,
+                  seed=13)
+    for n, b in table:
         got = _call(updates_per_epoch, "updates_per_epoch", n, b)
         expected = -(-n // b)
         if isinstance(got, bool) or not isinstance(got, (int, np.integer)):

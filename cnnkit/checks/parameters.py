@@ -7,12 +7,48 @@ the input channels left out, the moving statistics counted as trainable...
 """
 from __future__ import annotations
 
+import math
+import numbers
 
-from cnnkit.checks import call_answer, expect_callable, expect_count, fail, passed, unanswered
+import numpy as np
+
+from cnnkit.checks import call_answer, cases, expect_callable, expect_count, fail, passed, unanswered
 
 # (F, C_in, K, bias) configurations a conv-count function is tried on
 CONV_CASES = ((3, 1, 16, True), (3, 8, 32, True), (5, 16, 8, False), (1, 64, 32, True), (7, 3, 64, False))
 DENSE_CASES = ((128, 64), (4096, 10), (1, 1), (300, 7))
+
+
+def _draw_conv_cases(rng: np.random.Generator) -> list[tuple[int, int, int, bool]]:
+    """Five hidden (F, C_in, K, bias) layers: both bias settings, 1x1 to 7x7 kernels, C_in != K, one C_in = 1."""
+    drawn = []
+    for i, bias in enumerate((True, True, False, True, False)):
+        f = int(rng.choice([1, 3, 5, 7])) if i else 3
+        c_in = 1 if i == 0 else int(rng.integers(2, 129))
+        k = int(rng.integers(2, 129))
+        while k == c_in:
+            k += 1
+        drawn.append((f, c_in, k, bias))
+    return drawn
+
+
+def _draw_dense_cases(rng: np.random.Generator) -> list[tuple[int, int]]:
+    """Four hidden (n_in, n_out) layers, a 1 -> 1 layer among them, n_in != n_out elsewhere."""
+    drawn = [(1, 1)]
+    while len(drawn) < 4:
+        n_in, n_out = int(rng.integers(2, 5000)), int(rng.integers(2, 200))
+        if n_in != n_out:
+            drawn.append((n_in, n_out))
+    return [drawn[i] for i in rng.permutation(4)]
+
+
+def finite_count(value, name: str) -> int:
+    """:func:`cnnkit.checks.expect_count`, with a clear failure for NaN and infinity instead of a crash."""
+    unanswered(value, name)
+    if not isinstance(value, bool) and isinstance(value, numbers.Real) and not math.isfinite(value):
+        fail(f"{name} is {value!r}: a count is a whole number; NaN or infinity comes from float "
+             "arithmetic gone wrong (0 / 0, a division by zero, math.inf); count with integers: +, * and //")
+    return expect_count(value, name)
 
 
 def _keras():
@@ -58,8 +94,9 @@ def conv_hint(got: int, f: int, c_in: int, k: int, bias: bool) -> str:
 def check_conv_count(conv_count) -> None:
     """``conv_count(f, c_in, k, bias)`` must give the parameters of a Conv2D, as Keras counts them."""
     expect_callable(conv_count, "conv_count")
-    for f, c_in, k, bias in CONV_CASES:
-        got = expect_count(_call(conv_count, "conv_count", f, c_in, k, bias), f"conv_count({f}, {c_in}, {k}, {bias})")
+    table = cases(CONV_CASES, _draw_conv_cases, seed=5)
+    for f, c_in, k, bias in table:
+        got = finite_count(_call(conv_count, "conv_count", f, c_in, k, bias), f"conv_count({f}, {c_in}, {k}, {bias})")
         expected = _keras_conv_count(f, c_in, k, bias)
         if got != expected:
             hint = conv_hint(got, f, c_in, k, bias)
@@ -68,14 +105,15 @@ def check_conv_count(conv_count) -> None:
                 f"use_bias={bias}) with C_in = {c_in} holds {expected:,} parameters"
                 + (f": {hint}" if hint else "")
             )
-    passed(f"conv_count matches Keras on {len(CONV_CASES)} layers, with and without bias")
+    passed(f"conv_count matches Keras on {len(table)} layers, with and without bias")
 
 
 def check_dense_count(dense_count) -> None:
     """``dense_count(n_in, n_out)`` must give the parameters of a Dense layer with bias."""
     expect_callable(dense_count, "dense_count")
-    for n_in, n_out in DENSE_CASES:
-        got = expect_count(_call(dense_count, "dense_count", n_in, n_out), f"dense_count({n_in}, {n_out})")
+    table = cases(DENSE_CASES, _draw_dense_cases, seed=6)
+    for n_in, n_out in table:
+        got = finite_count(_call(dense_count, "dense_count", n_in, n_out), f"dense_count({n_in}, {n_out})")
         expected = _keras_dense_count(n_in, n_out)
         if got != expected:
             hints = {
@@ -87,13 +125,13 @@ def check_dense_count(dense_count) -> None:
             hint = hints.get(got, "")
             fail(f"dense_count({n_in}, {n_out}) = {got:,}, but Keras' Dense holds {expected:,}"
                  + (f": {hint}" if hint else ""))
-    passed(f"dense_count matches Keras on {len(DENSE_CASES)} layers")
+    passed(f"dense_count matches Keras on {len(table)} layers")
 
 
 def check_bn_counts(channels: int, trainable, non_trainable) -> None:
     """Trainable and non-trainable counts of a BatchNormalization after a layer with ``channels`` outputs."""
-    t = expect_count(trainable, "bn_trainable")
-    n = expect_count(non_trainable, "bn_non_trainable")
+    t = finite_count(trainable, "bn_trainable")
+    n = finite_count(non_trainable, "bn_non_trainable")
     keras = _keras()
     layer = keras.layers.BatchNormalization()
     layer.build((None, 8, 8, channels))
@@ -174,7 +212,7 @@ def check_model_walk(answer) -> None:
             elif row.layer_type == "Flatten":
                 hint = ": Flatten multiplies height, width and channels"
             fail(f"walk[{i}] ({row.name}, {row.layer_type}): shape {shape}, expected {expected_shape}{hint}")
-        got = expect_count(params, f"walk[{i}] parameters")
+        got = finite_count(params, f"walk[{i}] parameters")
         if got != row.total:
             hint = ""
             if row.layer_type == "BatchNormalization" and got == row.trainable:

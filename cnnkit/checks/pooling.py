@@ -7,12 +7,13 @@ ignored, an off-by-one from rounding up.
 """
 from __future__ import annotations
 
+import itertools
 import numbers
 
 import numpy as np
 
-from cnnkit.checks import CheckFailed, expect_array, expect_callable, fail, passed, unanswered
-from cnnkit.checks.convolution import _as_array, _call
+from cnnkit.checks import case_rng, cases, expect_array, expect_callable, fail, passed, unanswered
+from cnnkit.checks.convolution import _as_array, _call, whole_number
 from cnnkit.conv import conv_spec, pool_spec, trace_shapes
 from cnnkit.pooling import avg_pool2d, max_pool2d, pool_output_size
 
@@ -37,6 +38,71 @@ EXERCISE1_LAYERS = [
 
 # (n, size, stride) for the pooling output size
 POOL_SIZE_CASES = [(32, 2, 2), (31, 2, 2), (28, 2, 2), (13, 3, 2), (14, 3, 2), (7, 3, 1), (9, 2, 1), (10, 4, 3)]
+
+
+AXIS_NAMES = ("batch", "height", "width", "channels")
+
+
+def _draw_pool_size_cases(rng: np.random.Generator) -> list[tuple[int, int, int]]:
+    """Eight hidden (n, size, stride) cases like POOL_SIZE_CASES.
+
+    Windows that tile and windows that do not (a rounding mistake shows), a size
+    different from the stride and a stride of 1 (an ignored stride or a missing
+    size shows), overlapping 3x3 windows with stride 2.
+    """
+    drawn = []
+    for size, stride in ((2, 2), (2, 2), (3, 2), (3, 2), (3, 1), (2, 1), (4, 3), (int(rng.integers(2, 6)), 0)):
+        stride = stride or int(rng.integers(1, size + 1))
+        n = int(rng.integers(size + 1, 60))
+        drawn.append((n, size, stride))
+    for i in (1, 3, 6):  # windows that do not tile: the stride does not divide n - size
+        n, size, stride = drawn[i]
+        while (n - size) % stride == 0:
+            n += 1
+        drawn[i] = (n, size, stride)
+    order = rng.permutation(len(drawn))
+    return [drawn[i] for i in order]
+
+
+def _draw_max_pool_cases(rng: np.random.Generator) -> list[tuple[tuple, int, int]]:
+    """Three hidden (x shape, size, stride) cases: tiling windows, windows that do not tile, overlapping windows.
+
+    The first has N and C at least the window size, so that pooling over the
+    batch or channel axis by mistake gives a result the hints can name.
+    """
+    size = int(rng.integers(2, 4))
+    first = (size + int(rng.integers(0, 2)), size * int(rng.integers(2, 4)), size * int(rng.integers(2, 4)),
+             size + int(rng.integers(0, 2)))
+    size2, stride2 = int(rng.integers(2, 4)), 2
+    second = (1, int(rng.integers(size2 + 2, 11)), int(rng.integers(size2 + 2, 11)), int(rng.integers(1, 4)))
+    third = (int(rng.integers(1, 3)), int(rng.integers(3, 8)), int(rng.integers(3, 8)), int(rng.integers(2, 5)))
+    return [(first, size, size), (second, size2, stride2), (third, 2, 1)]
+
+
+def pool_over_axes(x: np.ndarray, size: int, stride: int, axes: tuple[int, int]) -> np.ndarray:
+    """Max pooling of the 4-D ``x`` over the two given ``axes`` instead of (1, 2): the wrong-axes answer."""
+    moved = np.moveaxis(x, list(axes), [1, 2])
+    return np.moveaxis(max_pool2d(moved, size, stride), [1, 2], list(axes))
+
+
+def _wrong_axes_hint(got: np.ndarray, x: np.ndarray, size: int, stride: int) -> str:
+    """Which axes an answer pooled over, when it matches max pooling over another pair (or over N or C too)."""
+    advice = "pool over axes 1 and 2 (height and width) of (N, H, W, C), one image and one channel at a time"
+    expected = max_pool2d(x, size, stride)
+    if got.shape == expected.shape:
+        for axis in (0, 3):
+            if np.allclose(got, np.max(expected, axis=axis, keepdims=True) + 0 * expected):
+                across = "images" if axis == 0 else "channels"
+                return (f": the max was also taken across {across} (axis {axis}, {AXIS_NAMES[axis]}), so every "
+                        f"{across[:-1]} gets the same values; {advice}")
+    for axes in itertools.combinations(range(4), 2):
+        if axes == (1, 2) or any(x.shape[a] < size for a in axes):
+            continue
+        wrong = pool_over_axes(x, size, stride, axes)
+        if got.shape == wrong.shape and (got.shape != expected.shape or np.allclose(got, wrong)):
+            names = " and ".join(AXIS_NAMES[a] for a in axes)
+            return f": you pooled over axes {axes[0]} and {axes[1]} ({names}); {advice}"
+    return ""
 
 
 def describe_layer(spec: dict) -> str:
@@ -78,55 +144,54 @@ _POOL_SIZE_MISTAKES = [
 def check_pool_output_size(fn) -> None:
     """``fn(n, size, stride)``: the pooled length of an axis of n cells, no padding."""
     expect_callable(fn, "pool_output_size")
+    table = cases(POOL_SIZE_CASES, _draw_pool_size_cases, seed=4)
     answers = []
-    for n, f, s in POOL_SIZE_CASES:
+    for n, f, s in table:
         got = _call(fn, "pool_output_size", n, f, s)
-        call = f"pool_output_size({n}, {f}, {s})"
-        if isinstance(got, bool) or not isinstance(got, numbers.Real):
-            fail(f"{call} returned {got!r} ({type(got).__name__}); expected a whole number "
-                 f"such as {pool_output_size(n, f, s)}")
-        if float(got) != int(got):
-            fail(f"{call} returned {got!r}: a window that does not fit is dropped, so round down (//)")
-        answers.append(int(got))
-    expected = [pool_output_size(n, f, s) for n, f, s in POOL_SIZE_CASES]
+        answers.append(whole_number(got, f"pool_output_size({n}, {f}, {s})", pool_output_size(n, f, s),
+                                    "a window that does not fit is dropped, so round down (//)"))
+    expected = [pool_output_size(n, f, s) for n, f, s in table]
     if answers == expected:
-        passed(f"pool_output_size agrees on all {len(POOL_SIZE_CASES)} cases")
+        passed(f"pool_output_size agrees on all {len(table)} cases")
         return
     hint = "use floor((n - F) / S) + 1"
     for formula, advice in _POOL_SIZE_MISTAKES:
-        if answers == [formula(*case) for case in POOL_SIZE_CASES]:
+        if answers == [formula(*case) for case in table]:
             hint = advice
             break
     i = next(i for i, (a, e) in enumerate(zip(answers, expected)) if a != e)
     n_wrong = sum(a != e for a, e in zip(answers, expected))
-    fail(f"{n_wrong} of {len(expected)} cases wrong; first: pool_output_size{POOL_SIZE_CASES[i]} returned "
+    fail(f"{n_wrong} of {len(expected)} cases wrong; first: pool_output_size{table[i]} returned "
          f"{answers[i]}, expected {expected[i]}: {hint}")
 
 
 def check_max_pool(fn) -> None:
     """``fn(x, size, stride)``: max pooling of NHWC ``x`` with square windows, no padding."""
     expect_callable(fn, "max_pool")
-    rng = np.random.default_rng(11)
-    for shape, size, stride in [((2, 6, 6, 3), 2, 2), ((1, 7, 9, 2), 3, 2), ((2, 5, 5, 4), 2, 1)]:
+    rng = case_rng(11)
+    table = cases([((2, 6, 6, 3), 2, 2), ((1, 7, 9, 2), 3, 2), ((2, 5, 5, 4), 2, 1)], _draw_max_pool_cases, seed=11)
+    for shape, size, stride in table:
         x = rng.normal(size=shape)
         expected = max_pool2d(x, size, stride)
         where = f"max_pool(x {shape}, size={size}, stride={stride})"
         got = _as_array(_call(fn, "max_pool", x.copy(), size, stride), where)
         if got.shape != expected.shape:
-            hint = ""
-            if got.ndim == 4 and got.shape[3] != shape[3]:
+            hint = _wrong_axes_hint(got, x, size, stride) if got.ndim == 4 else ""
+            if not hint and got.ndim == 4 and got.shape[3] != shape[3]:
                 hint = f": pooling works on each channel separately, so the output keeps {shape[3]} channels"
-            elif got.ndim == 3 and got.shape == expected.shape[:3]:
+            elif not hint and got.ndim == 3 and got.shape == expected.shape[:3]:
                 hint = ": the channel axis was pooled away; take the max over the window only (axes 1, 2)"
-            elif got.ndim == 4:
+            elif not hint and got.ndim == 4:
                 hint = f": the output size is floor((n - {size}) / {stride}) + 1 along each axis"
             fail(f"{where} has shape {got.shape}, expected {expected.shape}{hint}")
         if np.allclose(got, avg_pool2d(x, size, stride)):
             fail(f"{where} returned window averages: max pooling keeps the largest value")
-        if np.allclose(got, np.max(expected, axis=3, keepdims=True) + 0 * expected):
-            fail(f"{where}: the max was also taken across channels; each channel is pooled on its own")
+        if not np.allclose(got, expected):
+            hint = _wrong_axes_hint(got, x, size, stride)
+            if hint:
+                fail(f"{where}{hint}")
         expect_array(where, got, expected)
-    passed("max_pool matches cnnkit.pooling.max_pool2d (and so tf.nn.max_pool2d) on 3 cases")
+    passed(f"max_pool matches cnnkit.pooling.max_pool2d (and so tf.nn.max_pool2d) on {len(table)} cases")
 
 
 def check_stack_shapes(shapes) -> None:

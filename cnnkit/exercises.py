@@ -437,22 +437,37 @@ def grade_many(paths: list[Path], solutions: Path, *, jobs: int = 1, cell_timeou
 # --------------------------------------------------------------------------- command line
 
 
+_FOLDER_HELP = "default: the checkout's folder of that name; required when cnnkit is installed as a package"
+
+
+def _course_folder(name: str) -> Path | None:
+    """``name`` in the checkout cnnkit runs from, or None when it is installed (no default then)."""
+    from cnnkit.checkout import checkout_root
+
+    root = checkout_root(Path(__file__).resolve().parent)
+    return root / name if root is not None else None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cnnkit.exercises", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="regenerate exercises/ from solutions/")
-    b.add_argument("--solutions", type=Path, default=ROOT / "solutions")
-    b.add_argument("--exercises", type=Path, default=ROOT / "exercises")
+    b.add_argument("--solutions", type=Path, default=_course_folder("solutions"), help=_FOLDER_HELP)
+    b.add_argument("--exercises", type=Path, default=_course_folder("exercises"), help=_FOLDER_HELP)
     b.add_argument("--check", action="store_true", help="write nothing; exit 1 if exercises/ is out of date")
     g = sub.add_parser("grade", help="grade submissions (files or folders) through nbval")
     g.add_argument("submissions", nargs="+")
-    g.add_argument("--solutions", type=Path, default=ROOT / "solutions")
+    g.add_argument("--solutions", type=Path, default=_course_folder("solutions"), help=_FOLDER_HELP)
     g.add_argument("--json", type=Path, help="write all results as JSON here")
     g.add_argument("--csv", type=Path, help="write one row per submission as CSV here")
     g.add_argument("--jobs", type=int, default=1, help="submissions graded at once (default 1)")
     g.add_argument("--cell-timeout", type=int, default=120, help="seconds one cell may run (default 120)")
     g.add_argument("--timeout", type=int, default=1800, help="seconds one submission may run (default 1800)")
     args = parser.parse_args(argv)
+    for option in ("solutions", "exercises"):
+        if option in vars(args) and getattr(args, option) is None:
+            parser.error(f"--{option} DIR is required: cnnkit is installed as a package, not run from a "
+                         f"checkout, so it has no {option}/ folder of its own")
 
     if args.command == "build":
         try:

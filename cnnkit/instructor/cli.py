@@ -15,6 +15,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from cnnkit.checkout import checkout_root
 from cnnkit.instructor import report
 from cnnkit.instructor.notebooks import NotANotebookError, build_all
 
@@ -24,16 +25,8 @@ RELEASE = ("README.md", "LICENSE", "pyproject.toml", "environment.yml", "postBui
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._@+-]{0,99}$")
 
 
-def checkout_root() -> Path | None:
-    """The repository root when cnnkit runs from a checkout (a pyproject.toml naming cnnkit beside it)."""
-    root = Path(__file__).resolve().parents[2]
-    pyproject = root / "pyproject.toml"
-    try:
-        if pyproject.is_file() and 'name = "cnnkit"' in pyproject.read_text(encoding="utf-8"):
-            return root
-    except OSError:
-        pass
-    return None
+class _Usage(Exception):
+    """A command-line mistake: printed as ``error: ...`` with exit status 2."""
 
 
 def _folder(given: Path | None, name: str, option: str) -> Path:
@@ -41,7 +34,8 @@ def _folder(given: Path | None, name: str, option: str) -> Path:
         return given
     root = checkout_root()
     if root is None:
-        raise SystemExit(f"error: {option} is required outside a checkout of the course (where is {name}/?)")
+        raise _Usage(f"{option} DIR is required: cnnkit is installed as a package, not run from a "
+                     f"checkout, so it has no {name}/ folder of its own")
     return root / name
 
 
@@ -223,7 +217,14 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("shards", nargs="+", type=Path)
     _outputs(m)
     args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except _Usage as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
+
+def _run(args) -> int:
     if args.command == "build":
         solutions = _folder(args.solutions, "solutions", "--solutions")
         exercises = _folder(args.exercises, "exercises", "--exercises")

@@ -29,12 +29,10 @@ and :func:`pool_spec`::
 """
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from cnnkit._validate import as_float_array, non_negative_int, pair, positive_int
+from cnnkit._validate import as_float_array, check_array_bytes, non_negative_int, pair, positive_int
 
 PADDINGS = ("valid", "same")
 
@@ -57,9 +55,10 @@ def _padding_value(padding, name: str = "padding"):
         return key
     if isinstance(padding, (tuple, list)):
         return pair(padding, name, check=non_negative_int)
-    if isinstance(padding, bool) or not isinstance(padding, numbers.Integral):
-        raise TypeError(f"{name} must be 'valid', 'same' or a non-negative int, got {padding!r}")
-    return non_negative_int(padding, name)
+    try:
+        return non_negative_int(padding, name)
+    except TypeError:
+        raise TypeError(f"{name} must be 'valid', 'same' or a non-negative int, got {padding!r}") from None
 
 
 def same_padding(n: int, f: int, stride: int = 1) -> tuple[int, int]:
@@ -151,6 +150,12 @@ def _conv_args(x, w, b, stride, padding):
             f"(input {h}x{wd}, padding {padding!r}); no position fits"
         )
     out_hw = ((hp - f1) // sh + 1, (wp - f2) // sw + 1)
+    n = x.shape[0]
+    if hp != h or wp != wd:
+        check_array_bytes((n, hp, wp, c_in), dtype, f"the padded input (input {h}x{wd}, padding {padding!r})")
+    check_array_bytes((n, *out_hw, k), dtype, f"the output (padding {padding!r}, stride {(sh, sw)})")
+    if f1 * f2 > 1:  # the smallest block the lowering copies: one output row of patches
+        check_array_bytes((out_hw[1], f1 * f2 * c_in), dtype, f"one output row of {f1}x{f2}x{c_in} patches")
     return x.astype(dtype, copy=False), w.astype(dtype, copy=False), b, (sh, sw), pads, out_hw
 
 
@@ -490,6 +495,9 @@ def keras_trace_shapes(input_shape, layers, pool: str = "max") -> list[tuple[int
 # --------------------------------------------------------------------------- pictures of the sliding window
 
 
+_MAX_DRAWN_CELLS = 64  # cells per side of the drawn input: beyond that the squares are too small to see
+
+
 def draw_conv_geometry(n: int, f: int, stride: int = 1, padding=0, *, position=(0, 0), ax=None):
     """Draw a square input of size ``n`` (padding shaded), one ``f`` x ``f`` window and the output grid.
 
@@ -502,6 +510,9 @@ def draw_conv_geometry(n: int, f: int, stride: int = 1, padding=0, *, position=(
     out = output_size(n, f, stride, padding)
     before, after = padding_amounts(n, f, stride, padding)
     size = n + before + after
+    if size > _MAX_DRAWN_CELLS:
+        raise ValueError(f"the padded input is {size} cells wide (input {n}, padding {before}+{after}); the picture "
+                         f"draws every cell and allows at most {_MAX_DRAWN_CELLS}")
     r, c = (min(max(int(p), 0), out - 1) for p in position)
     if ax is None:
         fig, axes = plt.subplots(1, 2, figsize=(9, 4.6), gridspec_kw={"width_ratios": [size, max(out, 1)]})

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnkit._validate import boolean, check_array_bytes, integer, non_negative_int, positive_int, real
+
 CLASS_NAMES = (
     "airplane", "automobile", "bird", "cat", "deer",
     "dog", "frog", "horse", "ship", "truck",
@@ -42,6 +44,10 @@ FOLDER = "cifar-10-batches-py"
 ARCHIVE = "cifar-10-python.tar.gz"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
+# An official batch file is about 31.0 MB (10,000 images of 3,072 bytes, their labels and
+# file names); a file or archive member larger than this is not a CIFAR-10 batch and is
+# refused from its size alone, before a byte of it is read.
+MAX_BATCH_BYTES = 32 * 1024**2
 
 
 class DataNotFoundError(FileNotFoundError):
@@ -159,11 +165,22 @@ def _batch_arrays(data: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(images), labels.astype(np.int64)
 
 
+def _check_batch_size(size: int, where: str) -> None:
+    if size > MAX_BATCH_BYTES:
+        raise CorruptDataError(
+            f"{where} is {size:,} bytes, more than a CIFAR-10 batch can be ({MAX_BATCH_BYTES:,} bytes at most; "
+            "the official ones are about 31.0 MB): the file is not CIFAR-10, delete it and fetch the official archive"
+        )
+
+
 def _read_folder(folder: Path) -> dict[str, bytes]:
-    missing = [n for n in (*TRAIN_BATCHES, TEST_BATCH) if not (folder / n).is_file()]
+    names = (*TRAIN_BATCHES, TEST_BATCH)
+    missing = [n for n in names if not (folder / n).is_file()]
     if missing:
         raise CorruptDataError(f"{folder} lacks {', '.join(missing)}: it is not a complete CIFAR-10 folder")
-    return {n: (folder / n).read_bytes() for n in (*TRAIN_BATCHES, TEST_BATCH)}
+    for n in names:
+        _check_batch_size((folder / n).stat().st_size, str(folder / n))
+    return {n: (folder / n).read_bytes() for n in names}
 
 
 def _read_archive(archive: Path) -> dict[str, bytes]:
@@ -174,6 +191,7 @@ def _read_archive(archive: Path) -> dict[str, bytes]:
             for member in tar:
                 short = wanted.get(member.name.lstrip("./"))
                 if short and member.isfile():
+                    _check_batch_size(member.size, f"{archive}:{member.name}")  # from the header, before reading
                     found[short] = tar.extractfile(member).read()
     except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
         raise CorruptDataError(
@@ -216,21 +234,38 @@ def _keras_cache_candidates() -> list[Path]:
 
 
 def find_cifar10(data_dir: str | os.PathLike | None = None) -> Path | None:
-    """Return the first local copy of CIFAR-10 (folder or archive) or None. Nothing is read or downloaded."""
+    """Return the first local copy of CIFAR-10 (folder or archive) or None. Nothing is read or downloaded.
+
+    Raises :class:`DataNotFoundError` when ``data_dir`` (or ``$CNNKIT_DATA_DIR``) names a
+    folder that does not exist: a mistyped path is reported, not skipped.
+    """
     for place in _search_places(data_dir):
         if place.exists():
             return place
     return None
 
 
-def _search_places(data_dir) -> list[Path]:
-    places: list[Path] = []
+def _given_dir(data_dir) -> Path | None:
+    """The folder the caller chose: ``data_dir``, else ``$CNNKIT_DATA_DIR``, else None; it must exist."""
     if data_dir is not None:
-        places += _candidates(Path(data_dir).expanduser())
+        if not isinstance(data_dir, (str, os.PathLike)):
+            raise TypeError(f"data_dir must be a path (str or os.PathLike) or None, got {data_dir!r}")
+        source = f"data_dir {os.fspath(data_dir)!r}"
+        path = Path(data_dir).expanduser()
     elif os.environ.get("CNNKIT_DATA_DIR"):
-        places += _candidates(Path(os.environ["CNNKIT_DATA_DIR"]).expanduser())
-    places += _keras_cache_candidates()
-    return places
+        source = f"CNNKIT_DATA_DIR={os.environ['CNNKIT_DATA_DIR']!r}"
+        path = Path(os.environ["CNNKIT_DATA_DIR"]).expanduser()
+    else:
+        return None
+    if not path.exists():
+        raise DataNotFoundError(f"{source} does not exist: point it at the folder that holds {ARCHIVE} or {FOLDER}/")
+    return path
+
+
+def _search_places(data_dir) -> list[Path]:
+    given = _given_dir(data_dir)
+    places: list[Path] = _candidates(given) if given is not None else []
+    return places + _keras_cache_candidates()
 
 
 def _read_place(place: Path):
@@ -246,7 +281,8 @@ def load_cifar10(data_dir: str | os.PathLike | None = None, *, download: bool = 
 
     1. ``data_dir`` (or, when it is None, ``$CNNKIT_DATA_DIR``): a
        ``cifar-10-batches-py`` folder or ``cifar-10-python.tar.gz`` inside it,
-       or the folder/archive itself;
+       or the folder/archive itself; a path that does not exist raises
+       :class:`DataNotFoundError` at once, naming it;
     2. Keras' cache (``~/.keras/datasets``);
     3. a download through ``keras.utils.get_file`` (checked against the
        official SHA-256), unless ``download=False``.
@@ -254,8 +290,7 @@ def load_cifar10(data_dir: str | os.PathLike | None = None, *, download: bool = 
     Raises :class:`DataNotFoundError` listing every place looked at and both
     remedies, or :class:`CorruptDataError` naming a damaged file.
     """
-    if data_dir is not None and not Path(data_dir).expanduser().exists():
-        raise DataNotFoundError(f"data_dir {str(data_dir)!r} does not exist")
+    download = boolean(download, "download")
     looked = _search_places(data_dir)
     for place in looked:
         if place.exists():
@@ -341,9 +376,9 @@ def make_offline(n_train: int = 10000, n_test: int = 2000, seed: int = 0):
     small CNN must learn shapes to score well. Deterministic for a given seed.
     """
     for value, name in ((n_train, "n_train"), (n_test, "n_test")):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 10:
-            raise ValueError(f"{name} must be an int >= 10 (one image per class at least), got {value!r}")
-    rng = np.random.default_rng(seed)
+        integer(value, name, minimum=10)  # one image per class at least
+        check_array_bytes((value, 32, 32, 3), np.float32, f"the offline images ({name}={value})")
+    rng = np.random.default_rng(non_negative_int(seed, "seed"))
     out = []
     for n in (n_train, n_test):
         labels = np.arange(n) % 10
@@ -367,9 +402,12 @@ def load_dataset(name: str | None = None, data_dir: str | os.PathLike | None = N
     CIFAR-10 is used when it is unset. The offline dataset is never substituted
     silently: a missing CIFAR-10 raises :class:`DataNotFoundError`.
     """
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"name must be a dataset name ({', '.join(DATASETS)}) or None, got {name!r}")
     chosen = (name or os.environ.get("CNNKIT_DATASET") or "cifar10").strip().lower().replace("-", "")
     if chosen not in DATASETS:
-        raise ValueError(f"unknown dataset {name or chosen!r}; expected one of {', '.join(DATASETS)}")
+        where = "" if name else " (from CNNKIT_DATASET)"
+        raise ValueError(f"unknown dataset {name or chosen!r}{where}; expected one of {', '.join(DATASETS)}")
     if chosen == "offline":
         (xtr, ytr), (xte, yte) = make_offline()
         return Dataset("offline", xtr, ytr, xte, yte, OFFLINE_CLASS_NAMES, "generated by cnnkit.data.make_offline")
@@ -391,40 +429,88 @@ def _check_xy(x, y):
     return x, y
 
 
-def stratified_indices(y, fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Split indices 0..N-1 into (rest, chosen) with ``fraction`` of every class chosen.
+def _stratified_choice(y: np.ndarray, n_chosen: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (rest, chosen) with exactly ``n_chosen`` chosen, shared among the classes in proportion.
 
-    Each class contributes ``round(fraction * n_class)`` indices to ``chosen``.
-    Both outputs are shuffled with ``seed``.
+    Class c with ``n_c`` of the N samples gets ``floor(n_c * n_chosen / N)`` indices, and
+    the indices still missing go one each to the classes with the largest remainders
+    (ties broken at random from ``seed``), so the counts add up to ``n_chosen`` exactly.
     """
-    y = np.asarray(y)
-    if not 0 < fraction < 1:
-        raise ValueError(f"fraction must be in (0, 1), got {fraction}")
     rng = np.random.default_rng(seed)
+    classes, labels = np.unique(y, return_inverse=True)
+    counts = np.bincount(labels, minlength=len(classes))
+    quotas, remainders = np.divmod(counts * n_chosen, len(y))
+    missing = n_chosen - int(quotas.sum())
+    order = np.lexsort((rng.random(len(classes)), -remainders))  # largest remainder first
+    quotas[order[:missing]] += 1
     chosen, rest = [], []
-    for c in np.unique(y):
-        idx = rng.permutation(np.flatnonzero(y == c))
-        k = int(round(fraction * idx.size))
-        chosen.append(idx[:k])
-        rest.append(idx[k:])
+    for k in range(len(classes)):
+        idx = rng.permutation(np.flatnonzero(labels == k))
+        chosen.append(idx[:quotas[k]])
+        rest.append(idx[quotas[k]:])
     return rng.permutation(np.concatenate(rest)), rng.permutation(np.concatenate(chosen))
 
 
+def stratified_indices(y, fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Split indices 0..N-1 into (rest, chosen) with ``fraction`` of every class chosen.
+
+    ``chosen`` holds exactly ``round(fraction * N)`` indices, shared among the classes
+    in proportion to their sizes (largest remainder: each class gets
+    ``fraction * n_class`` rounded down or up). Both outputs are shuffled with
+    ``seed``. Raises ValueError when the fraction rounds to no index or to all of them.
+    """
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"labels must have shape (N,), got {y.shape}")
+    return _stratified_choice(y, _count_of(fraction, len(y), "fraction"), non_negative_int(seed, "seed"))
+
+
+def _count_of(fraction, n: int, name: str) -> int:
+    """``round(fraction * n)``, checking that 0 < fraction < 1 and that both parts keep a sample."""
+    fraction = real(fraction, name, low=0.0, high=1.0, low_open=True, high_open=True)
+    count = int(round(fraction * n))
+    if not 0 < count < n:
+        raise ValueError(f"{name}={fraction} of {n} samples rounds to {count}: both parts must keep at least one "
+                         f"sample (use a {name} between {0.5 / max(n, 1):.3g} and {1 - 0.5 / max(n, 1):.3g}, "
+                         "or more samples)")
+    return count
+
+
 def train_val_split(x, y, val_fraction: float = 0.1, seed: int = 0):
-    """Stratified split: ``(x_train, y_train), (x_val, y_val)``, ``val_fraction`` of each class held out."""
+    """Stratified split: ``(x_train, y_train), (x_val, y_val)``, ``val_fraction`` of each class held out.
+
+    The validation split has exactly ``round(val_fraction * N)`` samples (see
+    :func:`stratified_indices`). Raises ValueError, naming the class, when a class
+    would lose all of its samples to the validation split.
+    """
     x, y = _check_xy(x, y)
-    if not 0 < val_fraction < 1:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
-    train_idx, val_idx = stratified_indices(y, val_fraction, seed)
+    n_val = _count_of(val_fraction, len(y), "val_fraction")
+    train_idx, val_idx = _stratified_choice(y, n_val, non_negative_int(seed, "seed"))
+    classes, counts = np.unique(y, return_counts=True)
+    kept = dict(zip(*np.unique(y[train_idx], return_counts=True)))
+    lost = [c for c in classes if c not in kept]
+    if lost:
+        sizes = ", ".join(f"class {c}: {counts[classes == c][0]} sample(s)" for c in lost[:5])
+        raise ValueError(f"val_fraction={val_fraction} would leave no training sample of {len(lost)} class(es) "
+                         f"({sizes}); every class needs at least 2 samples for a stratified split")
     return (x[train_idx], y[train_idx]), (x[val_idx], y[val_idx])
 
 
 def stratified_subset(x, y, n: int, seed: int = 0):
-    """Return ``(x_sub, y_sub)``: ``n`` samples (about n/classes of each class), chosen with ``seed``."""
+    """Return ``(x_sub, y_sub)``: exactly ``n`` samples, every class in proportion, chosen with ``seed``.
+
+    Class c gets ``n * n_c / N`` samples rounded down or up (largest remainder), so
+    the counts add up to ``n``. Raises ValueError when ``n`` is not in
+    ``classes .. N`` (a subset smaller than the number of classes would lose some).
+    """
     x, y = _check_xy(x, y)
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 0 < n <= len(y):
-        raise ValueError(f"n must be an int in 1..{len(y)}, got {n!r}")
+    n = integer(n, "n", minimum=1, maximum=len(y))
+    seed = non_negative_int(seed, "seed")
+    n_classes = len(np.unique(y))
+    if n < n_classes:
+        raise ValueError(f"n={n} is fewer than the {n_classes} classes: a stratified subset keeps every class, "
+                         f"so n must be in {n_classes}..{len(y)} (for a few arbitrary samples, slice x[:n])")
     if n == len(y):
         return x, y
-    _, idx = stratified_indices(y, n / len(y), seed)
+    _, idx = _stratified_choice(y, n, seed)
     return x[idx], y[idx]

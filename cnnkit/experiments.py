@@ -10,8 +10,7 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-import numpy as np
-
+from cnnkit._validate import boolean, non_negative_int, positive_int, probability, real
 from cnnkit.pipeline import make_dataset
 
 
@@ -26,11 +25,13 @@ def small_cnn(input_shape=(32, 32, 3), classes: int = 10, *, widths=(32, 64, 128
     import keras
     from keras import layers
 
-    if not widths:
+    if len(tuple(widths)) == 0:
         raise ValueError("widths must name at least one block, got an empty sequence")
-    if not 0 <= dropout < 1:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-    keras.utils.set_random_seed(seed)
+    widths = [positive_int(w, f"widths[{i}]") for i, w in enumerate(widths)]
+    classes = positive_int(classes, "classes")
+    batch_norm = boolean(batch_norm, "batch_norm")
+    dropout = probability(dropout, "dropout")
+    keras.utils.set_random_seed(non_negative_int(seed, "seed"))
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = inputs
     for i, width in enumerate(widths, start=1):
@@ -58,7 +59,7 @@ def _optimizer(optimizer, learning_rate):
         "nesterov": lambda: keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True),
         "rmsprop": lambda: keras.optimizers.RMSprop(learning_rate),
     }
-    if optimizer.lower() not in makers:
+    if not isinstance(optimizer, str) or optimizer.lower() not in makers:
         raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {', '.join(makers)} or a Keras optimizer")
     return makers[optimizer.lower()]()
 
@@ -75,8 +76,10 @@ def train(model, train, val, *, epochs: int, batch_size: int = 128, optimizer="a
     """
     import keras
 
-    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
-        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    epochs = positive_int(epochs, "epochs")
+    batch_size = positive_int(batch_size, "batch_size")
+    learning_rate = real(learning_rate, "learning_rate", low=0.0, low_open=True)
+    seed = non_negative_int(seed, "seed")
     keras.utils.set_random_seed(seed)
     model.compile(optimizer=_optimizer(optimizer, learning_rate),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
@@ -101,6 +104,14 @@ def compare(builders: dict[str, Callable], train_data, val_data, **train_kwargs)
     import keras
 
     per_model = train_kwargs.pop("per_model", {})
+    if not isinstance(builders, dict) or not builders:
+        raise TypeError(f"builders must be a non-empty dict label -> model-building function, got {builders!r}")
+    # a model is callable too, but training it in place would not give a fresh model per run
+    not_callable = [label for label, build in builders.items()
+                    if not callable(build) or isinstance(build, keras.layers.Layer)]
+    if not_callable:
+        raise TypeError(f"builders[{not_callable[0]!r}] must be a function returning a new model "
+                        f"(e.g. lambda: small_cnn()), got {type(builders[not_callable[0]]).__name__}")
     unknown = set(per_model) - set(builders)
     if unknown:
         raise ValueError(f"per_model names unknown models {sorted(unknown)}; known: {sorted(builders)}")

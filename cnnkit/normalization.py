@@ -38,12 +38,13 @@ statistics after it.
 """
 from __future__ import annotations
 
-import numbers
 from typing import Callable, NamedTuple
 
 import numpy as np
 
-from cnnkit._validate import as_float_array, positive_int
+from cnnkit._validate import (
+    as_float_array, boolean, check_array_bytes, finite_array, numeric_array, positive_int, real,
+)
 
 __all__ = [
     "NotFittedError", "MinMaxScaler", "StandardScaler", "channel_moments", "channel_extrema",
@@ -63,14 +64,7 @@ class NotFittedError(RuntimeError):
 
 def _as_samples(x, name: str = "x") -> np.ndarray:
     """Return ``x`` as a numeric ndarray of rank >= 2 (N, ..., C) without copying or converting it."""
-    try:
-        arr = np.asarray(x)
-    except Exception as exc:  # ragged nested lists
-        raise TypeError(f"{name} must be a numeric array, got {type(x).__name__}: {exc}") from None
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise TypeError(f"{name} must be a numeric array (uint8 images or floats), got dtype {arr.dtype}")
-    if np.issubdtype(arr.dtype, np.complexfloating):
-        raise TypeError(f"{name} must be real-valued, got dtype {arr.dtype}")
+    arr = numeric_array(x, name)
     if arr.ndim < 2:
         raise ValueError(
             f"{name} must have rank >= 2: (N, D) features or (N, H, W, C) images, got shape {arr.shape} "
@@ -78,6 +72,9 @@ def _as_samples(x, name: str = "x") -> np.ndarray:
         )
     if arr.shape[0] == 0:
         raise ValueError(f"{name} holds no samples (shape {arr.shape}): statistics need at least one")
+    if 0 in arr.shape[1:]:
+        raise ValueError(f"{name} has an empty axis (shape {arr.shape}): each sample needs at least one value "
+                         "in every axis, and at least one channel (the last axis)")
     return arr
 
 
@@ -87,8 +84,18 @@ def _chunks(n: int, chunk_size: int):
 
 
 def _check_finite(block: np.ndarray, name: str) -> None:
-    if np.issubdtype(block.dtype, np.floating) and not np.all(np.isfinite(block)):
-        raise ValueError(f"{name} contains NaN or infinity: clean or impute the data before fitting a scaler")
+    finite_array(block, name, "clean or impute the data before fitting a scaler or transforming with it")
+
+
+def _check_statistics(values: np.ndarray, what: str, x: np.ndarray) -> None:
+    """Raise if a statistic overflowed float64 (values near 1e200 and beyond)."""
+    if not np.all(np.isfinite(values)):
+        channel = int(np.flatnonzero(~np.isfinite(values))[0])
+        largest = float(np.max(np.abs(x[..., channel])))
+        raise ValueError(
+            f"the {what} of channel {channel} overflows float64 (its values reach {largest:.3g}; float64 stops "
+            f"at {np.finfo(np.float64).max:.3g}): divide the data by a constant before scaling it"
+        )
 
 
 def uint8_histograms(x, chunk_size: int = DEFAULT_CHUNK) -> np.ndarray:
@@ -146,17 +153,20 @@ def channel_moments(x, chunk_size: int = DEFAULT_CHUNK) -> tuple[np.ndarray, np.
         var = (hist * (values[None, :] - mean[:, None]) ** 2).sum(axis=1) / count
         return mean, var, count
     count, mean, m2 = 0, np.zeros(channels), np.zeros(channels)
-    for part in _chunks(arr.shape[0], chunk_size):
-        block = arr[part].reshape(-1, channels).astype(np.float64)
-        _check_finite(block, "x")
-        n_b = block.shape[0]
-        mean_b = block.mean(axis=0)
-        m2_b = ((block - mean_b) ** 2).sum(axis=0)
-        delta = mean_b - mean
-        total = count + n_b
-        mean = mean + delta * (n_b / total)
-        m2 = m2 + m2_b + delta**2 * (count * n_b / total)
-        count = total
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below, by channel
+        for part in _chunks(arr.shape[0], chunk_size):
+            block = arr[part].reshape(-1, channels).astype(np.float64)
+            _check_finite(block, "x")
+            n_b = block.shape[0]
+            mean_b = block.mean(axis=0)
+            m2_b = ((block - mean_b) ** 2).sum(axis=0)
+            delta = mean_b - mean
+            total = count + n_b
+            mean = mean + delta * (n_b / total)
+            m2 = m2 + m2_b + delta**2 * (count * n_b / total)
+            count = total
+    _check_statistics(mean, "mean", arr)
+    _check_statistics(m2 / count, "variance", arr)
     return mean, m2 / count, count
 
 
@@ -213,19 +223,25 @@ class _ChannelScaler:
         self._require_fitted("transform")
         arr = _as_samples(x)
         self._check_channels(arr, "x")
-        dtype = np.dtype(dtype)
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError:
+            raise TypeError(f"dtype must be a floating numpy type such as np.float32, got {dtype!r}") from None
         if not np.issubdtype(dtype, np.floating):
             raise TypeError(f"dtype must be a floating type, got {dtype}")
-        offset = self.offset_.astype(dtype)
-        factor = self.factor_.astype(dtype)
-        shift = dtype.type(self.shift_)
+        check_array_bytes(arr.shape, dtype, "the transformed array")
+        largest = float(np.finfo(dtype).max)
         out = np.empty(arr.shape, dtype=dtype)
         for part in _chunks(arr.shape[0], self.chunk_size):
-            block = arr[part].astype(dtype)
-            block -= offset
-            block *= factor
-            if shift:
-                block += shift
+            block = arr[part].astype(np.float64)  # computed in float64, then stored as dtype
+            _check_finite(block, "x")
+            block -= self.offset_
+            block *= self.factor_
+            block += self.shift_
+            peak = float(np.max(np.abs(block)))
+            if not peak <= largest:
+                raise ValueError(f"the transformed values reach {peak:.4g}, beyond the largest {dtype} "
+                                 f"({largest:.4g}): choose a wider dtype such as np.float32 or np.float64")
             out[part] = block
         return out
 
@@ -236,7 +252,7 @@ class _ChannelScaler:
     def inverse_transform(self, x_scaled) -> np.ndarray:
         """Undo :meth:`transform` (float64 result); constant channels come back as their fitted value."""
         self._require_fitted("inverse_transform")
-        arr = as_float_array(x_scaled, "x_scaled")
+        arr = finite_array(as_float_array(x_scaled, "x_scaled"), "x_scaled")
         if arr.ndim < 1:
             raise ValueError(f"x_scaled must have at least one axis (channels last), got shape {arr.shape}")
         self._check_channels(arr, "x_scaled")
@@ -298,7 +314,9 @@ class MinMaxScaler(_ChannelScaler):
 
     def _fit_statistics(self, x):
         lo, hi = channel_extrema(x, self.chunk_size)
-        span = hi - lo
+        with np.errstate(over="ignore"):
+            span = hi - lo
+        _check_statistics(span, "range (max - min)", x)
         span[span == 0] = 1.0  # constant channel: no division by zero, maps to feature_range[0]
         low, high = self.feature_range
         self.data_min_, self.data_max_ = lo, hi
@@ -387,6 +405,8 @@ def detect_leak(pipeline: Callable, x_train, *held_out, shift: float = 40.0, tol
     """
     if not callable(pipeline):
         raise TypeError(f"pipeline must be a function (x_train, *held_out) -> outputs, got {type(pipeline).__name__}")
+    shift = real(shift, "shift", low=0.0, low_open=True)
+    tolerance = real(tolerance, "tolerance", low=0.0)
     if not held_out:
         raise ValueError("pass at least one held-out split (validation or test) after x_train")
     splits = [_as_samples(x_train, "x_train")] + [_as_samples(h, f"held_out[{i}]") for i, h in enumerate(held_out)]
@@ -422,7 +442,7 @@ def detect_leak(pipeline: Callable, x_train, *held_out, shift: float = 40.0, tol
 
 
 def _param(value, name: str, channels: int) -> np.ndarray:
-    arr = as_float_array(value, name).astype(np.float64)
+    arr = finite_array(as_float_array(value, name).astype(np.float64), name)
     if arr.shape != (channels,):
         raise ValueError(
             f"{name} must have shape (C,) = ({channels},), one value per channel of x's last axis, got {arr.shape}"
@@ -460,14 +480,14 @@ def batch_norm(x, gamma, beta, moving_mean, moving_var, training, momentum: floa
     float32 ``y``; the arithmetic is done in float64.
     """
     arr = as_float_array(x, "x", ndim=(2, 4), layout="(N, D) or (N, H, W, C)")
-    if not isinstance(training, (bool, np.bool_)):
-        raise TypeError(f"training must be True or False, got {training!r}")
-    if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) or not 0 <= momentum <= 1:
-        raise ValueError(f"momentum must be a number in [0, 1], got {momentum!r}")
-    if isinstance(epsilon, bool) or not isinstance(epsilon, numbers.Real) or not epsilon > 0:
-        raise ValueError(f"epsilon must be a positive number, got {epsilon!r}")
+    training = boolean(training, "training")
+    momentum = real(momentum, "momentum", low=0.0, high=1.0)
+    epsilon = real(epsilon, "epsilon", low=0.0, low_open=True)
     if arr.shape[0] == 0:
         raise ValueError(f"x holds no samples (shape {arr.shape})")
+    if arr.shape[-1] == 0:
+        raise ValueError(f"x has no channels (shape {arr.shape})")
+    finite_array(arr, "x", "batch statistics of non-finite values would poison the moving averages")
     channels = arr.shape[-1]
     gamma = _param(gamma, "gamma", channels)
     beta = _param(beta, "beta", channels)
@@ -514,8 +534,7 @@ def set_bn_momentum(model, momentum: float) -> int:
     Call it before ``compile``/``fit`` (``cnnkit.experiments.train`` compiles):
     a traced training step keeps the value it was traced with.
     """
-    if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) or not 0 <= momentum < 1:
-        raise ValueError(f"momentum must be a number in [0, 1), got {momentum!r}")
+    momentum = real(momentum, "momentum", low=0.0, high=1.0, high_open=True)
     layers = batch_norm_layers(model)
     for layer in layers:
         layer.momentum = float(momentum)
@@ -536,6 +555,8 @@ def reestimate_bn_statistics(model, x, batch_size: int = 256, preprocess="scale"
     """
     from cnnkit.pipeline import make_dataset
 
+    batch_size = positive_int(batch_size, "batch_size")
+    x = _as_samples(x)
     layers = batch_norm_layers(model)
     if not layers:
         raise ValueError("the model has no BatchNormalization layer: nothing to re-estimate")

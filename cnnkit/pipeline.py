@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from cnnkit._validate import boolean, non_negative_int, positive_int
+
 PREPROCESS = ("raw", "scale")
 
 
@@ -56,12 +58,19 @@ def make_dataset(x, y, batch_size: int = 128, *, shuffle: bool = False, seed: in
 
     x = np.asarray(x)
     y = np.asarray(y)
+    if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+        raise TypeError(f"x must be a numeric image array (uint8 0..255 or float), got dtype {x.dtype}")
     if x.ndim != 4:
         raise ValueError(f"x must have rank 4 (N, H, W, C), got shape {x.shape}")
     if y.shape != (x.shape[0],):
         raise ValueError(f"y must have shape ({x.shape[0]},) to match x, got {y.shape}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    batch_size = positive_int(batch_size, "batch_size")
+    seed = non_negative_int(seed, "seed")
+    shuffle, augment, drop_remainder = (boolean(v, n) for v, n in (
+        (shuffle, "shuffle"), (augment, "augment"), (drop_remainder, "drop_remainder")))
+    if augment and min(x.shape[1:3]) <= 4:
+        raise ValueError(f"augment shifts images by up to 4 pixels with reflection padding, which needs images "
+                         f"larger than 4x4, got {x.shape[1]}x{x.shape[2]}")
     fn = _preprocess_fn(preprocess)
     ds = tf.data.Dataset.from_tensor_slices((x, y.astype(np.int32)))
     if shuffle:

@@ -14,11 +14,9 @@ generator, so the kit's masks differ from Keras' but follow the same law.
 """
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
-from cnnkit._validate import as_float_array, probability
+from cnnkit._validate import as_float_array, boolean, check_array_bytes, non_negative_int, probability
 
 __all__ = ["dropout", "dropout_mask", "apply_dropout_mask", "dropout_with_mask", "plot_dropout_subnetworks"]
 
@@ -32,9 +30,10 @@ def _rng(seed) -> np.random.Generator:
         return seed
     if seed is None:
         return np.random.default_rng()
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed must be None, a non-negative int or a numpy Generator, got {seed!r}")
-    return np.random.default_rng(int(seed))
+    try:
+        return np.random.default_rng(non_negative_int(seed, "seed"))
+    except (TypeError, ValueError):
+        raise ValueError(f"seed must be None, a non-negative int or a numpy Generator, got {seed!r}") from None
 
 
 def dropout_mask(shape, rate: float, seed=None) -> np.ndarray:
@@ -44,13 +43,11 @@ def dropout_mask(shape, rate: float, seed=None) -> np.ndarray:
     (draws continue from it, so successive calls give new masks).
     """
     rate = _rate(rate)
-    try:
-        shape = tuple(int(s) for s in (shape if isinstance(shape, (tuple, list)) else (shape,)))
-    except (TypeError, ValueError):
-        raise TypeError(f"shape must be a tuple of non-negative ints, got {shape!r}") from None
-    if any(s < 0 for s in shape):
-        raise ValueError(f"shape must hold non-negative sizes, got {shape}")
-    return _rng(seed).random(shape) >= rate
+    sizes = shape if isinstance(shape, (tuple, list)) else (shape,)
+    shape = tuple(non_negative_int(s, f"shape[{i}]") for i, s in enumerate(sizes))
+    check_array_bytes(shape, np.float64, "the uniform draws behind the dropout mask")
+    rng = _rng(seed)
+    return rng.random(shape) >= rate
 
 
 def apply_dropout_mask(x, mask, rate: float) -> np.ndarray:
@@ -70,8 +67,7 @@ def apply_dropout_mask(x, mask, rate: float) -> np.ndarray:
 def dropout_with_mask(x, rate: float, training: bool, seed=None) -> tuple[np.ndarray, np.ndarray]:
     """Like :func:`dropout`, also returning the boolean keep-mask (all True at inference)."""
     rate = _rate(rate)
-    if not isinstance(training, (bool, np.bool_)):
-        raise TypeError(f"training must be True or False, got {training!r}")
+    training = boolean(training, "training")
     arr = as_float_array(x, "x")
     if not training or rate == 0:
         return arr.copy(), np.ones(arr.shape, dtype=bool)

@@ -34,14 +34,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 import os
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from cnnkit._validate import positive_int, probability
+from cnnkit._validate import boolean, integer, non_negative_int, one_of, positive_int, probability, real
 
 __all__ = [
     "Recipe", "RECIPES", "get_recipe", "PreparedData", "prepare_data", "channel_statistics",
@@ -110,12 +109,9 @@ class Recipe:
         positive_int(self.stem_width, "stem_width")
         positive_int(self.patience, "patience")
         for value, name in ((self.learning_rate, "learning_rate"), (self.logit_scale, "logit_scale")):
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
-                raise ValueError(f"{name} must be a positive number, got {value!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if self.decay not in DECAYS:
-            raise ValueError(f"decay must be one of {DECAYS}, got {self.decay!r}")
+            real(value, name, low=0.0, low_open=True)
+        one_of(self.optimizer, "optimizer", OPTIMIZERS)
+        one_of(self.decay, "decay", DECAYS)
         for value, name in ((self.momentum, "momentum"), (self.label_smoothing, "label_smoothing"),
                             (self.dropout, "dropout"), (self.bn_momentum, "bn_momentum"),
                             (self.final_lr_fraction, "final_lr_fraction")):
@@ -123,16 +119,16 @@ class Recipe:
         probability(self.val_fraction, "val_fraction")
         if self.val_fraction == 0:
             raise ValueError("val_fraction must be > 0: the best checkpoint and early stopping need a validation split")
-        if isinstance(self.weight_decay, bool) or not isinstance(self.weight_decay, numbers.Real) or self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be a number >= 0, got {self.weight_decay!r}")
-        if not 0 <= self.warmup_epochs < self.epochs:
-            raise ValueError(f"warmup_epochs must be in [0, epochs={self.epochs}), got {self.warmup_epochs}")
+        real(self.weight_decay, "weight_decay", low=0.0)
+        real(self.warmup_epochs, "warmup_epochs", low=0.0, high=self.epochs, high_open=True)
         if self.whiten_patch not in (0, 2, 3):
             raise ValueError(f"whiten_patch must be 0 (no whitening), 2 or 3, got {self.whiten_patch!r}")
         if self.whiten_stride not in (1, 2):
             raise ValueError(f"whiten_stride must be 1 or 2, got {self.whiten_stride!r}")
-        if not isinstance(self.translate, int) or not 0 <= self.translate <= 8:
-            raise ValueError(f"translate must be an int number of pixels in 0..8, got {self.translate!r}")
+        integer(self.translate, "translate (pixels)", minimum=0, maximum=8)
+        boolean(self.flip, "flip")
+        boolean(self.tta, "tta")
+        non_negative_int(self.seed, "seed")
 
     def replace(self, **changes) -> "Recipe":
         """A copy with some fields changed (validated again), e.g. ``recipe.replace(epochs=3)``."""
@@ -179,6 +175,29 @@ def _check_images(x, name: str = "x") -> np.ndarray:
     return x
 
 
+def _check_statistics(mean, std, channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """``mean`` and ``std`` as float32 arrays of shape (channels,), std > 0 and both finite."""
+    mean = np.asarray(mean, np.float32).reshape(-1)
+    std = np.asarray(std, np.float32).reshape(-1)
+    if mean.shape != (channels,) or std.shape != (channels,):
+        raise ValueError(f"mean and std must have shape ({channels},) (one value per channel), "
+                         f"got {mean.shape} and {std.shape}")
+    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std)) and np.all(std > 0)):
+        raise ValueError(f"mean must be finite and std finite and positive, got mean {mean} and std {std}")
+    return mean, std
+
+
+def _check_labels(y, num_classes: int, name: str = "labels") -> np.ndarray:
+    """``y`` as an int64 array of class indices 0..num_classes-1 (N,)."""
+    y = np.asarray(y)
+    if y.size and not np.issubdtype(y.dtype, np.integer):
+        raise TypeError(f"{name} must be integer class indices, got dtype {y.dtype}")
+    y = y.astype(np.int64).ravel()
+    if y.size and (y.min() < 0 or y.max() >= num_classes):
+        raise ValueError(f"{name} must lie in 0..{num_classes - 1}, found {y.min()}..{y.max()}")
+    return y
+
+
 def channel_statistics(x, chunk: int = 5000) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and standard deviation of uint8 images (N, H, W, C).
 
@@ -187,6 +206,7 @@ def channel_statistics(x, chunk: int = 5000) -> tuple[np.ndarray, np.ndarray]:
     whole array is made. Returns two float32 arrays of shape (C,).
     """
     x = _check_images(x)
+    chunk = positive_int(chunk, "chunk")
     total = np.zeros(x.shape[-1])
     squares = np.zeros(x.shape[-1])
     for start in range(0, x.shape[0], chunk):
@@ -244,9 +264,9 @@ def prepare_data(dataset, *, val_fraction: float = 0.1, seed: int = 0, train_siz
     _check_images(x, "dataset.x_train")
     _check_images(x_test, "dataset.x_test")
     if train_size is not None:
-        x, y = stratified_subset(x, y, int(train_size), seed=seed)
+        x, y = stratified_subset(x, y, positive_int(train_size, "train_size"), seed=seed)
     if test_size is not None:
-        x_test, y_test = stratified_subset(x_test, y_test, int(test_size), seed=seed)
+        x_test, y_test = stratified_subset(x_test, y_test, positive_int(test_size, "test_size"), seed=seed)
     (x_tr, y_tr), (x_val, y_val) = train_val_split(x, y, val_fraction=val_fraction, seed=seed)
     mean, std = channel_statistics(x_tr)
     return PreparedData(x_tr, y_tr.astype(np.int64), x_val, y_val.astype(np.int64), x_test,
@@ -307,15 +327,13 @@ def make_pipeline(x, y, *, mean, std, batch_size: int = 256, num_classes: int = 
     if y.shape != (x.shape[0],):
         raise ValueError(f"y must have shape ({x.shape[0]},) to match x, got {y.shape}")
     batch_size = positive_int(batch_size, "batch_size")
-    mean = np.asarray(mean, np.float32).reshape(-1)
-    std = np.asarray(std, np.float32).reshape(-1)
-    if mean.shape != (x.shape[-1],) or std.shape != (x.shape[-1],):
-        raise ValueError(f"mean and std must have shape ({x.shape[-1]},) (one value per channel), "
-                         f"got {mean.shape} and {std.shape}")
-    if np.any(std <= 0):
-        raise ValueError(f"std must be positive, got {std}")
-    if y.size and (y.min() < 0 or y.max() >= num_classes):
-        raise ValueError(f"labels must lie in 0..{num_classes - 1}, found {y.min()}..{y.max()}")
+    num_classes = positive_int(num_classes, "num_classes")
+    mean, std = _check_statistics(mean, std, x.shape[-1])
+    y = _check_labels(y, num_classes)
+    training, flip, one_hot, repeat = (boolean(v, n) for v, n in ((training, "training"), (flip, "flip"),
+                                                                  (one_hot, "one_hot"), (repeat, "repeat")))
+    translate = integer(translate, "translate (pixels)", minimum=0, maximum=min(x.shape[1:3]) - 1)
+    seed = non_negative_int(seed, "seed")
     labels = tf.constant(y.astype(np.int32))
     mean_t, std_t = tf.constant(mean), tf.constant(std)
     n = x.shape[0]
@@ -502,16 +520,11 @@ def _make_warmup_decay():
         """
 
         def __init__(self, peak, total_steps, warmup_steps=0, final=0.0, shape="linear"):
-            if isinstance(peak, bool) or not isinstance(peak, numbers.Real) or not peak > 0:
-                raise ValueError(f"peak must be a positive learning rate, got {peak!r}")
+            peak = real(peak, "peak (learning rate)", low=0.0, low_open=True)
             total_steps = positive_int(total_steps, "total_steps")
-            if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, numbers.Integral) \
-                    or not 0 <= warmup_steps < total_steps:
-                raise ValueError(f"warmup_steps must be an int in [0, total_steps={total_steps}), got {warmup_steps!r}")
-            if isinstance(final, bool) or not isinstance(final, numbers.Real) or not 0 <= final <= peak:
-                raise ValueError(f"final must be a number in [0, peak={peak}], got {final!r}")
-            if shape not in DECAYS:
-                raise ValueError(f"shape must be one of {DECAYS}, got {shape!r}")
+            warmup_steps = integer(warmup_steps, "warmup_steps", minimum=0, maximum=total_steps - 1)
+            final = real(final, "final (learning rate)", low=0.0, high=peak)
+            one_of(shape, "shape", DECAYS)
             self.peak = float(peak)
             self.total_steps = int(total_steps)
             self.warmup_steps = int(warmup_steps)
@@ -676,8 +689,7 @@ def _probabilities(model, x, mean, std, batch_size: int):
 
     x = _check_images(x)
     batch_size = positive_int(batch_size, "batch_size")
-    mean = np.asarray(mean, np.float32)
-    std = np.asarray(std, np.float32)
+    mean, std = _check_statistics(mean, std, x.shape[-1])
     plain, mirrored = [], []
     for start in range(0, x.shape[0], batch_size):
         z = (x[start:start + batch_size].astype(np.float32) - mean) / std
@@ -692,15 +704,14 @@ def predict_proba(model, x, mean, std, *, tta: bool = False, batch_size: int = 2
     With ``tta`` (flip test-time augmentation) the probabilities of each image and of
     its left-right mirror image are averaged: ``(p(z) + p(flip(z))) / 2``.
     """
-    if tta:
+    if boolean(tta, "tta"):
         plain, mirrored = _probabilities(model, x, mean, std, batch_size)
         return 0.5 * (plain + mirrored)
     import tensorflow as tf
 
     x = _check_images(x)
     batch_size = positive_int(batch_size, "batch_size")
-    mean = np.asarray(mean, np.float32)
-    std = np.asarray(std, np.float32)
+    mean, std = _check_statistics(mean, std, x.shape[-1])
     out = [tf.nn.softmax(model((x[s:s + batch_size].astype(np.float32) - mean) / std, training=False),
                          axis=-1).numpy() for s in range(0, x.shape[0], batch_size)]
     return np.concatenate(out).astype(np.float64)
@@ -711,9 +722,9 @@ def per_class_accuracy(y_true, y_pred, num_classes: int) -> np.ndarray:
 
     This is each class's recall; a class with no images gets NaN.
     """
-    y_true = np.asarray(y_true).astype(np.int64).ravel()
-    y_pred = np.asarray(y_pred).astype(np.int64).ravel()
     num_classes = positive_int(num_classes, "num_classes")
+    y_true = _check_labels(y_true, num_classes, "y_true")
+    y_pred = _check_labels(y_pred, num_classes, "y_pred")
     if y_true.shape != y_pred.shape:
         raise ValueError(f"y_true and y_pred differ in length: {y_true.shape} vs {y_pred.shape}")
     total = np.bincount(y_true, minlength=num_classes).astype(np.float64)
@@ -731,6 +742,7 @@ def confusion_counts(y_true, y_pred, num_classes: int) -> np.ndarray:
 
 def most_confident_mistakes(probabilities, y_true, k: int = 16) -> np.ndarray:
     """Indices of the (at most) ``k`` wrong predictions made with the highest probability, most confident first."""
+    k = positive_int(k, "k")
     probabilities = np.asarray(probabilities)
     y_true = np.asarray(y_true).ravel()
     if probabilities.ndim != 2 or probabilities.shape[0] != y_true.shape[0]:

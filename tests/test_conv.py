@@ -12,8 +12,8 @@ from cnnkit.conv import (
     same_padding, trace_shapes,
 )
 
-tf = pytest.importorskip("tensorflow")
-keras = pytest.importorskip("keras")
+import tensorflow as tf  # the oracle: required, never skipped
+import keras  # the oracle: required, never skipped
 
 RTOL, ATOL = 1e-4, 1e-4
 
@@ -349,7 +349,6 @@ def test_geometry_figure_and_explorer_build():
     fig = conv.draw_conv_geometry(8, 3, 2, 0)  # floor: the last column is never reached
     assert "output 3x3" in fig.axes[1].get_title()
     plt.close(fig)
-    pytest.importorskip("ipywidgets")
     box = conv.conv_explorer(9, 3, 2, 1)
     controls, label, picture = box.children
     assert label.value == "<b>output size = 5 x 5</b>"  # floor((9 - 3 + 2)/2) + 1
@@ -451,3 +450,47 @@ def test_check_conv_layer():
         checks.check_conv_layer(lambda x, w, b, s: conv2d(x, w, b, s)[..., :1])
     with pytest.raises(CheckFailed, match="values differ"):
         checks.check_conv_layer(lambda x, w, b, s: conv2d(x, w, b, s) * 1.01)
+
+
+# --------------------------------------------------------------------------- sizes beyond the memory limit
+
+
+@pytest.mark.parametrize("fn", [conv2d, conv2d_naive])
+@pytest.mark.parametrize("x_shape, w_shape, kwargs, what", [
+    ((2, 8, 8, 3), (3, 3, 3, 4), {"padding": 10**4}, r"the padded input \(input 8x8, padding 10000\)"),
+    ((1, 100, 100, 1), (2, 2, 1, 60000), {}, r"the output"),
+    ((1, 200, 20000, 1), (200, 200, 1, 1), {}, r"one output row of 200x200x1 patches"),
+])
+def test_arrays_beyond_the_limit_are_refused_before_anything_is_allocated(fn, x_shape, w_shape, kwargs, what):
+    import tracemalloc
+
+    from cnnkit._validate import MAX_ARRAY_BYTES, ArrayTooLargeError
+
+    x, w = np.zeros(x_shape, np.float32), np.zeros(w_shape, np.float32)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ArrayTooLargeError, match=what) as info:
+            fn(x, w, **kwargs)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    message = str(info.value)
+    assert f"limit of {MAX_ARRAY_BYTES:,} bytes = 2 GiB" in message and "GiB, more than" in message
+    assert peak < 1 << 20  # refused before allocating: nothing near the size asked for
+
+
+def test_the_limit_is_the_one_named_constant(monkeypatch):
+    import cnnkit._validate as validate
+
+    x, w = np.ones((1, 8, 8, 3)), np.ones((3, 3, 3, 2))
+    needed = 1 * 10 * 10 * 3 * 8  # bytes of the padded float64 input
+    monkeypatch.setattr(validate, "MAX_ARRAY_BYTES", needed - 1)
+    with pytest.raises(validate.ArrayTooLargeError, match=f"need {needed:,} bytes"):
+        conv2d(x, w, padding=1)
+    monkeypatch.setattr(validate, "MAX_ARRAY_BYTES", needed)
+    np.testing.assert_allclose(conv2d(x, w, padding=1), tf_conv(x, w, padding=1), rtol=RTOL, atol=ATOL)
+
+
+def test_geometry_picture_refuses_inputs_too_large_to_draw():
+    with pytest.raises(ValueError, match="the padded input is 70 cells wide .* at most 64"):
+        conv.draw_conv_geometry(60, 3, 1, 5)

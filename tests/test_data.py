@@ -71,8 +71,82 @@ def test_missing_data_lists_places_and_remedies(tmp_path, monkeypatch):
 
 
 def test_nonexistent_data_dir_is_named(tmp_path):
-    with pytest.raises(data.DataNotFoundError, match="does not exist"):
+    with pytest.raises(data.DataNotFoundError, match="data_dir '.*nope' does not exist"):
         data.load_cifar10(tmp_path / "nope", download=False)
+
+
+def test_nonexistent_data_dir_variable_is_refused_not_skipped(fake_cifar, tmp_path, monkeypatch):
+    """A mistyped CNNKIT_DATA_DIR must not fall through to Keras' cache (here a valid copy) or a download."""
+    root, _ = fake_cifar
+    keras_home = tmp_path / "keras-home"
+    (keras_home / "datasets").mkdir(parents=True)
+    os.symlink(root / "cifar-10-batches-py", keras_home / "datasets" / "cifar-10-batches-py")
+    monkeypatch.setenv("KERAS_HOME", str(keras_home))
+    monkeypatch.delenv("CNNKIT_DATA_DIR", raising=False)
+    assert data.find_cifar10() == keras_home / "datasets" / "cifar-10-batches-py"  # the cache copy is usable
+    missing = tmp_path / "typo"
+    monkeypatch.setenv("CNNKIT_DATA_DIR", str(missing))
+    for call in (lambda: data.load_cifar10(download=True), lambda: data.load_dataset("cifar10"), data.find_cifar10):
+        with pytest.raises(data.DataNotFoundError, match=f"CNNKIT_DATA_DIR='{missing}' does not exist"):
+            call()
+
+
+@pytest.mark.parametrize("name, error, message", [
+    (5, TypeError, "name must be a dataset name .* got 5"),
+    (("offline",), TypeError, "name must be a dataset name"),
+    ("mnist", ValueError, "unknown dataset 'mnist'; expected one of cifar10, offline"),
+])
+def test_load_dataset_names_a_bad_name(name, error, message):
+    with pytest.raises(error, match=message):
+        data.load_dataset(name)
+
+
+def test_bad_dataset_variable_is_named(monkeypatch):
+    monkeypatch.setenv("CNNKIT_DATASET", "imagenet")
+    with pytest.raises(ValueError, match=r"unknown dataset 'imagenet' \(from CNNKIT_DATASET\)"):
+        data.load_dataset()
+
+
+def test_bad_data_dir_and_download_types(tmp_path):
+    with pytest.raises(TypeError, match="data_dir must be a path"):
+        data.load_cifar10(5, download=False)
+    with pytest.raises(TypeError, match="download must be True or False, got 'no'"):
+        data.load_cifar10(tmp_path, download="no")
+
+
+def _oversized_archive(path, claimed_size):
+    """A small tar.gz whose header announces a ``claimed_size``-byte data_batch_1 (its data is left out)."""
+    import gzip
+
+    info = tarfile.TarInfo("cifar-10-batches-py/data_batch_1")
+    info.size = claimed_size
+    with gzip.open(path, "wb") as out:
+        out.write(info.tobuf(format=tarfile.GNU_FORMAT) + b"\0" * (1 << 20))
+
+
+def test_archive_member_larger_than_a_batch_is_refused_from_its_header(tmp_path):
+    import tracemalloc
+
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    _oversized_archive(archive, 2 * 1024**3)
+    tracemalloc.start()
+    try:
+        with pytest.raises(data.CorruptDataError, match=r"data_batch_1 is 2,147,483,648 bytes, more than a CIFAR-10 "
+                                                         r"batch can be \(33,554,432 bytes at most"):
+            data.load_cifar10(tmp_path, download=False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20  # the member was never read
+
+
+def test_folder_file_larger_than_a_batch_is_refused_before_reading(fake_cifar):
+    root, _ = fake_cifar
+    big = root / "cifar-10-batches-py" / "data_batch_4"
+    with open(big, "r+b") as f:
+        f.truncate(2 * 1024**3)  # sparse: no disk used
+    with pytest.raises(data.CorruptDataError, match=r"data_batch_4 is 2,147,483,648 bytes"):
+        data.load_cifar10(root, download=False)
 
 
 class _Exploit:
@@ -168,9 +242,55 @@ def test_stratified_split_and_subset():
     np.testing.assert_array_equal(again[1][0], xb)
     xs, ys = data.stratified_subset(x, y, 100, seed=0)
     assert np.bincount(ys).tolist() == [10] * 10
-    with pytest.raises(ValueError, match="val_fraction must be in"):
+    with pytest.raises(ValueError, match=r"val_fraction must be a number in \(0, 1\), got 1.5"):
         data.train_val_split(x, y, 1.5)
     with pytest.raises(ValueError, match="x has 500 samples but y has 3"):
         data.train_val_split(x, y[:3])
-    with pytest.raises(ValueError, match=r"n must be an int in 1..500"):
+    with pytest.raises(ValueError, match=r"n must be an integer in \[1, 500\], got 0"):
         data.stratified_subset(x, y, 0)
+    with pytest.raises(TypeError, match=r"n must be an integer, got 12.5"):
+        data.stratified_subset(x, y, 12.5)
+
+
+@pytest.mark.parametrize("counts", [[10] * 10, [30, 5, 12, 1, 52], [3, 97]])
+@pytest.mark.parametrize("share", [0.13, 0.25, 0.5, 0.61, 0.97])
+def test_subset_has_exactly_n_samples_in_proportion(counts, share):
+    y = np.repeat(np.arange(len(counts)), counts)
+    x = np.arange(len(y))
+    n = max(len(counts), int(share * len(y)))
+    xs, ys = data.stratified_subset(x, y, n, seed=1)
+    assert len(xs) == len(ys) == n
+    assert len(set(xs.tolist())) == n and np.array_equal(y[xs], ys)  # distinct samples, labels kept with them
+    got = np.bincount(ys, minlength=len(counts))
+    ideal = np.array(counts) * n / len(y)
+    assert np.all(np.abs(got - ideal) < 1), (got, ideal)
+
+
+def test_subset_smaller_than_the_number_of_classes_is_refused():
+    y = np.repeat(np.arange(10), 10)
+    with pytest.raises(ValueError, match=r"n=5 is fewer than the 10 classes.*10..100"):
+        data.stratified_subset(np.arange(100), y, 5)
+
+
+@pytest.mark.parametrize("counts, fraction", [([10] * 10, 0.15), ([7, 13, 2, 40], 0.1), ([2] * 5, 0.5),
+                                              ([50, 50], 0.33)])
+def test_split_holds_out_exactly_the_fraction_asked(counts, fraction):
+    y = np.repeat(np.arange(len(counts)), counts)
+    x = np.arange(len(y))
+    (xa, ya), (xb, yb) = data.train_val_split(x, y, fraction, seed=2)
+    assert len(xb) == round(fraction * len(y)) and len(xa) + len(xb) == len(y)
+    assert set(xa.tolist()).isdisjoint(xb.tolist())
+    assert set(ya.tolist()) == set(range(len(counts)))  # every class keeps training samples
+    ideal = np.array(counts) * len(xb) / len(y)
+    assert np.all(np.abs(np.bincount(yb, minlength=len(counts)) - ideal) < 1)
+
+
+def test_split_that_would_empty_a_class_or_a_part_is_refused():
+    one_each = np.arange(10)
+    with pytest.raises(ValueError, match=r"no training sample of 1 class\(es\).*1 sample\(s\).*at least 2"):
+        data.train_val_split(one_each[:, None], one_each, 0.1)
+    y = np.repeat(np.arange(10), 5)
+    with pytest.raises(ValueError, match=r"val_fraction=0.005 of 50 samples rounds to 0"):
+        data.train_val_split(np.arange(50), y, 0.005)
+    with pytest.raises(ValueError, match=r"fraction=0.999 of 50 samples rounds to 50"):
+        data.stratified_indices(y, 0.999)

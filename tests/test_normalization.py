@@ -11,7 +11,7 @@ from cnnkit.normalization import (
     detect_leak, uint8_histograms,
 )
 
-keras = pytest.importorskip("keras")
+import keras  # the oracle: required, never skipped
 
 SHAPES = st.one_of(
     st.tuples(st.integers(1, 9), st.integers(1, 6)),                                   # (N, D)
@@ -114,10 +114,46 @@ def test_constant_channel_does_not_divide_by_zero():
     (np.array([["a", "b"]]), TypeError, "numeric"),
     (np.array([[1.0, np.nan]]), ValueError, "NaN"),
     (np.ones((2, 2), dtype=complex), TypeError, "real-valued"),
+    (np.zeros((5, 0)), ValueError, r"x has an empty axis \(shape \(5, 0\)\).*at least one channel"),
+    (np.zeros((2, 0, 4, 3)), ValueError, r"x has an empty axis \(shape \(2, 0, 4, 3\)\)"),
 ])
 def test_fit_rejects_bad_input(bad, error, message):
     with pytest.raises(error, match=message):
         StandardScaler().fit(bad)
+    with pytest.raises(error, match=message):
+        MinMaxScaler().fit(bad)
+
+
+def test_statistics_that_overflow_float64_are_refused_without_a_warning():
+    import warnings
+
+    rng = np.random.default_rng(0)
+    huge = 1e200 * rng.uniform(1, 2, size=(50, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RuntimeWarning on the way to the message
+        with pytest.raises(ValueError, match=r"variance of channel 0 overflows float64 \(its values reach 1\.9\de\+200"):
+            StandardScaler().fit(huge)
+        with pytest.raises(ValueError, match=r"range \(max - min\) of channel 1 overflows"):
+            MinMaxScaler().fit(np.array([[0.0, -1e308], [1.0, 1e308]]))
+        # min-max on the same huge values is representable and exact
+        z = MinMaxScaler().fit(huge).transform(huge, dtype=np.float64)
+    lo, hi = huge.min(axis=0), huge.max(axis=0)
+    np.testing.assert_allclose(z, (huge - lo) / (hi - lo), rtol=1e-12)
+
+
+def test_transform_refuses_what_fit_refuses_and_what_dtype_cannot_hold():
+    s = StandardScaler().fit(np.array([[0.0, 1.0], [0.002, 3.0]]))  # std 0.001 and 1
+    for bad in (np.array([[np.nan, 1.0]]), np.array([[1.0, np.inf]])):
+        with pytest.raises(ValueError, match="x contains 1 NaN or infinite"):
+            s.transform(bad)
+    with pytest.raises(ValueError, match="x_scaled contains 1 NaN"):
+        s.inverse_transform(np.array([[np.nan, 0.0]]))
+    far = np.array([[200.0, 2.0]])  # (200 - 0.001) / 0.001 = 199999 > float16's 65504
+    with pytest.raises(ValueError, match=r"reach 2e\+05, beyond the largest float16 \(6.55e\+04\)"):
+        s.transform(far, dtype=np.float16)
+    np.testing.assert_allclose(s.transform(far, dtype=np.float32), [[199999.0, 0.0]], rtol=1e-6)
+    with pytest.raises(TypeError, match="dtype must be a floating numpy type.*'banana'"):
+        s.transform(far, dtype="banana")
 
 
 def test_transform_checks_channel_count_and_dtype():
@@ -272,7 +308,14 @@ def test_batch_of_one_dense_sample_outputs_beta_in_training_mode():
     (dict(training=None), TypeError, "True or False"),
     (dict(training="yes"), TypeError, "True or False"),
     (dict(momentum=1.5), ValueError, r"momentum must be a number in \[0, 1\]"),
-    (dict(epsilon=0.0), ValueError, "epsilon must be a positive"),
+    (dict(epsilon=0.0), ValueError, r"epsilon must be a number in \(0, inf\), got 0.0"),
+    (dict(epsilon=float("inf")), ValueError, "epsilon must be a number in"),
+    (dict(momentum=float("nan")), ValueError, "momentum must be a number in"),
+    (dict(moving_var=np.array([1.0, np.nan, 1.0])), ValueError, "moving_var contains 1 NaN or infinite"),
+    (dict(moving_mean=np.array([np.inf, 0.0, 0.0])), ValueError, "moving_mean contains 1 NaN or infinite"),
+    (dict(gamma=np.array([1.0, 1.0, np.nan])), ValueError, "gamma contains 1 NaN"),
+    (dict(x=np.array([[1.0, np.nan, 2.0], [0.0, 1.0, 2.0]])), ValueError, "x contains 1 NaN.*moving averages"),
+    (dict(x=np.ones((2, 0)), gamma=[], beta=[], moving_mean=[], moving_var=[]), ValueError, "no channels"),
     (dict(x=np.array([["a", "b", "c"]])), TypeError, "numeric"),
 ])
 def test_batch_norm_rejects_bad_arguments(kwargs, error, message):

@@ -9,8 +9,8 @@ from cnnkit.checks import pooling as checks
 from cnnkit.conv import trace_shapes
 from cnnkit.pooling import avg_pool2d, max_pool2d, pool_output_shape, pool_output_size
 
-tf = pytest.importorskip("tensorflow")
-keras = pytest.importorskip("keras")
+import tensorflow as tf  # the oracle: required, never skipped
+import keras  # the oracle: required, never skipped
 
 SIZES = st.one_of(st.integers(1, 4), st.tuples(st.integers(1, 4), st.integers(1, 4)))
 
@@ -205,3 +205,24 @@ def test_exercise1_stack_agrees_with_keras():
 
     assert trace_shapes(checks.EXERCISE1_INPUT, checks.EXERCISE1_LAYERS) == \
         keras_trace_shapes(checks.EXERCISE1_INPUT, checks.EXERCISE1_LAYERS)
+
+
+@pytest.mark.parametrize("pool, tf_pool", [(max_pool2d, tf.nn.max_pool2d), (avg_pool2d, tf.nn.avg_pool2d)])
+@pytest.mark.parametrize("size, stride", [(3000, 1), ((3000, 5), (2, 1)), (9, 4)])
+def test_windows_far_larger_than_the_image_cost_no_more_than_the_image(pool, tf_pool, size, stride):
+    """With "same" padding, offsets that read only padding are skipped: no 3000x3000 loop, no huge padded copy."""
+    import time
+    import tracemalloc
+
+    x = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype(np.float32)
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        ours = pool(x, size=size, stride=stride, padding="same")
+        seconds = time.perf_counter() - start
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    theirs = tf_pool(x, ksize=size, strides=stride, padding="SAME").numpy()
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-6)
+    assert seconds < 0.5 and peak < 1 << 20

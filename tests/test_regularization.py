@@ -6,7 +6,7 @@ from cnnkit.regularization import (
     apply_dropout_mask, dropout, dropout_mask, dropout_with_mask, plot_dropout_subnetworks,
 )
 
-keras = pytest.importorskip("keras")
+import keras  # the oracle: required, never skipped
 
 
 @pytest.mark.parametrize("shape", [(7,), (5, 9), (2, 6, 6, 4)])
@@ -77,8 +77,9 @@ def test_relu_commutes_with_inverted_dropout():
 
 
 @pytest.mark.parametrize("rate, error, message", [
-    (1.0, ValueError, r"rate must be in \[0, 1\), got 1"),
-    (-0.1, ValueError, r"rate must be in \[0, 1\), got -0.1"),
+    (1.0, ValueError, r"rate must be a number in \[0, 1\), got 1"),
+    (-0.1, ValueError, r"rate must be a number in \[0, 1\), got -0.1"),
+    (float("nan"), ValueError, r"rate must be a number in \[0, 1\), got nan"),
     (1.5, ValueError, r"\[0, 1\)"),
     ("0.5", TypeError, "rate must be a number"),
     (True, TypeError, "rate must be a number"),
@@ -115,6 +116,34 @@ def test_plot_dropout_subnetworks_draws_and_checks_shapes():
         plot_dropout_subnetworks(masks, (5, 3))
     with pytest.raises(ValueError, match="empty"):
         plot_dropout_subnetworks([], (5, 4))
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: dropout_mask((10**6, 10**6), 0.5), ValueError, r"dropout mask would have shape \(1000000, 1000000\).*GiB"),
+    (lambda: dropout_mask((4, 2.5), 0.5), TypeError, r"shape\[1\] must be a non-negative integer, got 2.5"),
+    (lambda: dropout_mask((4, -1), 0.5), ValueError, r"shape\[1\] must be a non-negative integer \(>= 0\), got -1"),
+    (lambda: dropout_mask(3, 0.5, seed=-1), ValueError, "seed must be None, a non-negative int or a numpy Generator"),
+    (lambda: dropout_mask(3, 0.5, seed=1.5), ValueError, "seed must be None, a non-negative int"),
+    (lambda: dropout(np.ones(3), 0.5, training="yes"), TypeError, "training must be True or False, got 'yes'"),
+    (lambda: apply_dropout_mask(np.ones(3), np.ones(4, bool), 0.5), ValueError, r"mask has shape \(4,\)"),
+    (lambda: apply_dropout_mask(np.ones(2), np.array([0, 2]), 0.5), ValueError, "only 0/1"),
+])
+def test_bad_arguments_are_named(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_mask_size_is_checked_before_drawing():
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="limit"):
+            dropout_mask((50_000, 50_000), 0.5)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20
 
 
 # --------------------------------------------------------------------------- exercise check (lesson 04)

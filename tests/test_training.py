@@ -58,7 +58,9 @@ def test_recipes_are_frozen_complete_and_json_ready():
     ({"label_smoothing": 1.5}, "label_smoothing"), ({"residual": (True,)}, "residual"),
     ({"warmup_epochs": 99}, "warmup_epochs"), ({"learning_rate": -1.0}, "learning_rate"),
     ({"widths": ()}, "widths"), ({"whiten_patch": 5}, "whiten_patch"), ({"whiten_stride": 3}, "whiten_stride"),
-    ({"val_fraction": 0.0}, "val_fraction"),
+    ({"val_fraction": 0.0}, "val_fraction"), ({"learning_rate": float("nan")}, "learning_rate"),
+    ({"weight_decay": float("inf")}, "weight_decay"), ({"translate": True}, "translate"),
+    ({"flip": "yes"}, "flip"), ({"seed": -1}, "seed"), ({"logit_scale": 0}, "logit_scale"),
 ])
 def test_recipe_rejects_bad_values_naming_them(change, message):
     with pytest.raises((ValueError, TypeError), match=message):
@@ -287,7 +289,68 @@ def test_compiled_model_trains_saves_and_reloads(tf, tmp_path):
     p1 = T.predict_proba(model, x, [127.0] * 3, [70.0] * 3, tta=True)
     p2 = T.predict_proba(again, x, [127.0] * 3, [70.0] * 3, tta=True)
     np.testing.assert_allclose(p1, p2, rtol=1e-5, atol=1e-6)
-    assert again.optimizer.learning_rate is not None
+    schedule = again.optimizer._learning_rate  # the reloaded optimiser keeps the recipe's schedule
+    assert type(schedule).__name__ == "WarmupDecay"
+    assert schedule.get_config() == T.recipe_schedule(recipe, 2).get_config()
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.2, 0.5])
+def test_compiled_loss_is_cross_entropy_with_the_recipes_label_smoothing(tf, smoothing):
+    recipe = T.RECIPES["quick"].replace(widths=(8,), residual=(False,), label_smoothing=smoothing)
+    model = T.build_model(recipe, input_shape=(8, 8, 3), num_classes=4)
+    T.compile_model(model, recipe, steps_per_epoch=2)
+    rng = np.random.default_rng(1)
+    logits = rng.normal(scale=3.0, size=(6, 4)).astype(np.float32)
+    onehot = np.eye(4, dtype=np.float32)[rng.integers(0, 4, 6)]
+    target = onehot * (1 - smoothing) + smoothing / 4  # 1 - s + s/K for the true class, s/K elsewhere
+    log_softmax = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    expected = float(np.mean(-(target * log_softmax).sum(axis=1)))
+    assert float(model.loss(onehot, logits)) == pytest.approx(expected, rel=1e-5)
+
+
+# --------------------------------------------------------------------------- fit_recipe
+
+
+@pytest.fixture(scope="module")
+def small_run(tf):
+    """A real, short fit_recipe run on the offline dataset (a few seconds on two cores)."""
+    from cnnkit.data import load_dataset
+
+    data = T.prepare_data(load_dataset("offline"), val_fraction=0.25, seed=0, train_size=800, test_size=200)
+    recipe = T.RECIPES["quick"].replace(widths=(8, 16), residual=(False, False), batch_size=50, epochs=4,
+                                        warmup_epochs=0.5, patience=4, learning_rate=0.2)
+    return recipe, data, T.fit_recipe(recipe, data)
+
+
+def test_fit_recipe_returns_the_best_validation_weights_and_their_epoch(small_run):
+    recipe, data, result = small_run
+    val_acc = result.history["val_accuracy"]
+    assert result.epochs_run == len(val_acc) == len(result.history["lr"]) == recipe.epochs
+    assert result.steps_per_epoch == len(data.x_train) // recipe.batch_size
+    assert 1 <= result.best_epoch <= result.epochs_run  # epochs count from 1
+    assert val_acc[result.best_epoch - 1] == max(val_acc)
+    assert all(v < max(val_acc) for v in val_acc[:result.best_epoch - 1])  # the first epoch that reached it
+    # the returned model holds that epoch's weights: its validation accuracy is the best one
+    probs = T.predict_proba(result.model, data.x_val, data.mean, data.std)
+    assert np.mean(probs.argmax(1) == data.y_val) == pytest.approx(max(val_acc), abs=1e-6)
+    assert result.history["lr"][0] == 0.0 and max(result.history["lr"]) <= recipe.learning_rate
+
+
+@pytest.mark.parametrize("val_accuracy, best", [([0.2, 0.6, 0.4], 2), ([0.7, 0.5, 0.6], 1), ([0.1, 0.3, 0.5], 3),
+                                                ([0.4, 0.6, 0.6], 2)])
+def test_best_epoch_is_the_first_epoch_of_highest_validation_accuracy(tf, monkeypatch, val_accuracy, best):
+    """fit_recipe's bookkeeping alone: model.fit is replaced by a stand-in with a known history."""
+    import keras
+
+    from cnnkit.data import load_dataset
+
+    class History:
+        history = {"loss": [1.0] * 3, "accuracy": [0.5] * 3, "val_loss": [1.0] * 3, "val_accuracy": val_accuracy}
+
+    monkeypatch.setattr(keras.Model, "fit", lambda self, *args, **kwargs: History())
+    data = T.prepare_data(load_dataset("offline"), val_fraction=0.5, train_size=40, test_size=20)
+    recipe = T.RECIPES["quick"].replace(widths=(4,), residual=(False,), batch_size=10, epochs=3)
+    assert T.fit_recipe(recipe, data).best_epoch == best
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -306,6 +369,33 @@ def test_predict_proba_tta_averages_the_mirror_image(tf):
                                0.5 * (soft(z) + soft(z[:, :, ::-1])), rtol=1e-5)
 
 
+def test_evaluate_reports_plain_and_flip_tta_accuracy_separately(tf):
+    import keras
+
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((4, 4, 1))
+    model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(inputs)))
+    x = _images(300, 4, 4, 1, seed=5)
+    z = (x.astype(np.float32) - 100.0) / 50.0
+    plain = np.asarray(tf.nn.softmax(model(z)), np.float64)
+    mirrored = np.asarray(tf.nn.softmax(model(z[:, :, ::-1])), np.float64)
+    tta = (plain + mirrored) / 2
+    y = np.random.default_rng(0).integers(0, 3, 300)
+    y[:150] = tta[:150].argmax(1)  # labels that the flip-averaged predictions get right more often
+    expected_plain, expected_tta = np.mean(plain.argmax(1) == y), np.mean(tta.argmax(1) == y)
+    assert expected_plain != expected_tta  # the two accuracies are told apart by this data
+    data = T.PreparedData(x, y, x, y, x, y, np.array([100.0]), np.array([50.0]), ("a", "b", "c"), "toy")
+    result = T.evaluate(model, data, tta=True)
+    assert result.accuracy == pytest.approx(expected_plain) and result.accuracy_tta == pytest.approx(expected_tta)
+    np.testing.assert_allclose(result.probabilities, tta, rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(result.predictions, tta.argmax(1))
+    np.testing.assert_array_equal(result.confusion, T.confusion_counts(y, tta.argmax(1), 3))
+    np.testing.assert_allclose(result.per_class, T.per_class_accuracy(y, tta.argmax(1), 3))
+    without = T.evaluate(model, data, tta=False)
+    assert without.accuracy == without.accuracy_tta == pytest.approx(expected_plain)
+    np.testing.assert_allclose(without.probabilities, plain, rtol=1e-5, atol=1e-7)
+
+
 def test_per_class_accuracy_confusion_and_mistakes():
     y_true = np.array([0, 0, 1, 1, 1, 2])
     y_pred = np.array([0, 1, 1, 1, 0, 0])
@@ -317,6 +407,40 @@ def test_per_class_accuracy_confusion_and_mistakes():
     assert T.most_confident_mistakes(probs, np.array([1, 1, 0, 0]), k=5).tolist() == [0, 3, 2]
     with pytest.raises(ValueError, match="differ in length"):
         T.per_class_accuracy([0, 1], [0], 2)
+    with pytest.raises(ValueError, match=r"y_true must lie in 0..2, found 0..5"):
+        T.per_class_accuracy([0, 5], [0, 1], 3)  # a class beyond num_classes is not silently dropped
+    with pytest.raises(ValueError, match=r"y_pred must lie in 0..2, found -1..0"):
+        T.per_class_accuracy([0, 1], [-1, 0], 3)
+    with pytest.raises(ValueError, match=r"k must be a positive integer \(>= 1\), got 0"):
+        T.most_confident_mistakes(probs, np.array([1, 1, 0, 0]), k=0)
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda m, x: T.predict_proba(m, x, [0.0] * 3, [1.0, 0.0, 1.0]), ValueError, "std finite and positive"),
+    (lambda m, x: T.predict_proba(m, x, [0.0] * 2, [1.0] * 2), ValueError, r"shape \(3,\) \(one value per channel\)"),
+    (lambda m, x: T.predict_proba(m, x, [np.nan] * 3, [1.0] * 3), ValueError, "mean must be finite"),
+    (lambda m, x: T.predict_proba(m, x, [0.0] * 3, [1.0] * 3, tta="yes"), TypeError, "tta must be True or False"),
+    (lambda m, x: T.make_pipeline(x, np.zeros(4, int), mean=[0] * 3, std=[1] * 3, translate=8), ValueError,
+     r"translate \(pixels\) must be an integer in \[0, 7\], got 8"),
+    (lambda m, x: T.make_pipeline(x, np.zeros(4), mean=[0] * 3, std=[1] * 3), TypeError, "integer class indices"),
+    (lambda m, x: T.make_pipeline(x, np.zeros(4, int), mean=[0] * 3, std=[1] * 3, num_classes=0), ValueError,
+     "num_classes must be a positive integer"),
+    (lambda m, x: T.channel_statistics(x, chunk=0), ValueError, "chunk must be a positive integer"),
+])
+def test_evaluation_and_pipeline_arguments_are_named(tf, call, error, message):
+    import keras
+
+    inputs = keras.Input((8, 8, 3))
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(inputs)))
+    with pytest.raises(error, match=message):
+        call(model, _images(4))
+
+
+def test_prepare_data_refuses_fractional_sizes():
+    from cnnkit.data import load_dataset
+
+    with pytest.raises(TypeError, match="train_size must be a positive integer, got 100.5"):
+        T.prepare_data(load_dataset("offline"), train_size=100.5)
 
 
 # --------------------------------------------------------------------------- command line

@@ -1,0 +1,73 @@
+"""cnnkit.experiments: the lessons' small CNN, seeded training and side-by-side comparisons."""
+import keras  # the oracle: required, never skipped
+import numpy as np
+import pytest
+
+from cnnkit import experiments
+
+
+@pytest.fixture(scope="module")
+def toy():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (64, 16, 16, 3), dtype=np.uint8)
+    y = rng.integers(0, 4, 64)
+    return x, y
+
+
+def test_small_cnn_layout():
+    model = experiments.small_cnn((16, 16, 3), 4, widths=(8, 8), batch_norm=True, dropout=0.2)
+    assert model.output_shape == (None, 4)
+    assert not model.get_layer("conv1").use_bias
+    assert [layer.filters for layer in model.layers if isinstance(layer, keras.layers.Conv2D)] == [8, 8]
+    assert [layer.rate for layer in model.layers if isinstance(layer, keras.layers.Dropout)] == [0.2, 0.2]
+    plain = experiments.small_cnn((16, 16, 3), 4, widths=(8,))
+    assert plain.get_layer("conv1").use_bias
+    assert not any(isinstance(layer, (keras.layers.Dropout, keras.layers.BatchNormalization)) for layer in plain.layers)
+
+
+def test_training_history_describes_the_trained_model(toy):
+    x, y = toy
+    model = experiments.small_cnn((16, 16, 3), 4, widths=(8, 8), batch_norm=True, dropout=0.2)
+    hist = experiments.train(model, (x, y), (x[:16], y[:16]), epochs=2, batch_size=16)
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "seconds"} <= set(hist)
+    assert len(hist["loss"]) == len(hist["val_accuracy"]) == 2 and hist["seconds"] > 0
+    # the last validation numbers are those of the final model on the validation images scaled to 0..1
+    probs = np.asarray(model(x[:16].astype(np.float32) / 255.0, training=False), np.float64)
+    assert hist["val_accuracy"][-1] == pytest.approx(np.mean(probs.argmax(1) == y[:16]))
+    cross_entropy = -np.mean(np.log(probs[np.arange(16), y[:16]]))
+    assert hist["val_loss"][-1] == pytest.approx(cross_entropy, rel=1e-4)
+
+
+def test_compare_trains_one_fresh_model_per_builder_with_overrides(toy):
+    x, y = toy
+    build = lambda: experiments.small_cnn((16, 16, 3), 4, widths=(4,))  # noqa: E731
+    runs = experiments.compare({"a": build, "b": build}, (x, y), (x[:16], y[:16]), epochs=1, batch_size=32,
+                               per_model={"b": {"epochs": 2}})
+    assert list(runs) == ["a", "b"]
+    assert len(runs["a"]["loss"]) == 1 and len(runs["b"]["loss"]) == 2
+    # same seed, same builder, same data: the first epoch is identical
+    assert runs["a"]["loss"][0] == pytest.approx(runs["b"]["loss"][0], rel=1e-5)
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda m, d: experiments.train(m, d, d, epochs=1, optimizer="adamw2"), ValueError, "unknown optimizer 'adamw2'"),
+    (lambda m, d: experiments.train(m, d, d, epochs=0), ValueError, r"epochs must be a positive integer \(>= 1\)"),
+    (lambda m, d: experiments.train(m, d, d, epochs=1.5), TypeError, "epochs must be a positive integer, got 1.5"),
+    (lambda m, d: experiments.train(m, d, d, epochs=1, learning_rate=-1), ValueError, r"learning_rate must be a number in \(0, inf\)"),
+    (lambda m, d: experiments.train(m, d, d, epochs=1, batch_size=0), ValueError, "batch_size must be a positive integer"),
+    (lambda m, d: experiments.compare({"a": m}, d, d, epochs=1), TypeError, r"builders\['a'\] must be a function"),
+    (lambda m, d: experiments.compare({"a": lambda: m}, d, d, epochs=1, per_model={"b": {}}), ValueError,
+     "per_model names unknown models"),
+    (lambda m, d: experiments.small_cnn(dropout=1.0), ValueError, r"dropout must be a number in \[0, 1\)"),
+    (lambda m, d: experiments.small_cnn(widths=(8, 0)), ValueError, r"widths\[1\] must be a positive integer"),
+    (lambda m, d: experiments.small_cnn(widths=()), ValueError, "widths must name at least one block"),
+    (lambda m, d: experiments.small_cnn(classes=0), ValueError, "classes must be a positive integer"),
+])
+def test_bad_arguments_are_named(toy, call, error, message):
+    model = experiments.small_cnn((16, 16, 3), 4, widths=(4,))
+    with pytest.raises(error, match=message):
+        call(model, toy)
+
+
+def test_final_gap():
+    assert experiments.final_gap({"accuracy": [0.5, 0.9], "val_accuracy": [0.5, 0.7]}) == pytest.approx(0.2)

@@ -1,0 +1,69 @@
+"""cnnkit.pipeline: uint8 images, per-batch normalisation and seeded augmentation in tf.data."""
+import numpy as np
+import pytest
+import tensorflow as tf  # noqa: F401  (the pipelines are tf.data: required, never skipped)
+
+from cnnkit import pipeline
+
+
+def test_pipeline_keeps_uint8_and_normalises_per_batch():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (10, 8, 8, 3), dtype=np.uint8)
+    y = np.arange(10)
+    batches = list(pipeline.make_dataset(x, y, 4, preprocess="scale"))
+    assert [b[0].shape[0] for b in batches] == [4, 4, 2]
+    np.testing.assert_allclose(np.concatenate([b[0].numpy() for b in batches]), x / 255.0, rtol=1e-6)
+    np.testing.assert_array_equal(np.concatenate([b[1].numpy() for b in batches]), y)
+    assert batches[0][1].dtype == tf.int32 and batches[0][0].dtype == tf.float32
+    raw = next(iter(pipeline.make_dataset(x, y, 10, preprocess="raw")))[0].numpy()
+    np.testing.assert_array_equal(raw, x.astype(np.float32))
+    custom = next(iter(pipeline.make_dataset(x, y, 10, preprocess=lambda b: b - 100.0)))[0].numpy()
+    np.testing.assert_allclose(custom, x - 100.0)
+    dropped = list(pipeline.make_dataset(x, y, 4, drop_remainder=True))
+    assert [b[0].shape[0] for b in dropped] == [4, 4]
+
+
+def test_shuffle_keeps_image_and_label_together_and_changes_each_epoch():
+    x = np.arange(20, dtype=np.uint8).reshape(20, 1, 1, 1)
+    y = np.arange(20)
+    ds = pipeline.make_dataset(x, y, 5, shuffle=True, seed=3, preprocess="raw")
+    epochs = []
+    for _ in range(2):
+        batches = [(b[0].numpy().ravel(), b[1].numpy()) for b in ds]  # one pass = one epoch
+        images = np.concatenate([b[0] for b in batches])
+        labels = np.concatenate([b[1] for b in batches])
+        np.testing.assert_array_equal(images, labels)  # each label stays with its image
+        assert sorted(images.tolist()) == list(range(20))
+        epochs.append(images)
+    assert not np.array_equal(epochs[0], epochs[1])
+
+
+def test_pipeline_augmentation_is_seeded_flip_or_shift():
+    x = np.arange(2 * 8 * 8 * 3, dtype=np.uint8).reshape(2, 8, 8, 3)
+    y = np.zeros(2, dtype=int)
+    a = next(iter(pipeline.make_dataset(x, y, 2, augment=True, seed=1, preprocess="raw")))[0].numpy()
+    b = next(iter(pipeline.make_dataset(x, y, 2, augment=True, seed=1, preprocess="raw")))[0].numpy()
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == x.shape
+    # every augmented value comes from the same image (a flip and a shift move pixels, never invent them)
+    for i in range(2):
+        assert set(a[i].ravel()) <= set(x[i].astype(np.float32).ravel())
+    c = next(iter(pipeline.make_dataset(x, y, 2, augment=True, seed=2, preprocess="raw")))[0].numpy()
+    assert not np.array_equal(a, c)  # another seed, other flips and shifts
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"x": np.zeros((4, 8, 8)), "y": np.zeros(4)}, ValueError, "x must have rank 4"),
+    ({"x": np.zeros((4, 8, 8, 3)), "y": np.zeros(3)}, ValueError, r"y must have shape \(4,\)"),
+    ({"batch_size": 0}, ValueError, r"batch_size must be a positive integer \(>= 1\), got 0"),
+    ({"batch_size": 2.5}, TypeError, "batch_size must be a positive integer, got 2.5"),
+    ({"preprocess": "zscore"}, ValueError, "preprocess must be"),
+    ({"seed": -1}, ValueError, r"seed must be a non-negative integer \(>= 0\), got -1"),
+    ({"shuffle": "yes"}, TypeError, "shuffle must be True or False, got 'yes'"),
+    ({"x": np.full((4, 8, 8, 3), "a")}, TypeError, "x must be a numeric image array"),
+    ({"x": np.zeros((4, 4, 4, 3)), "augment": True}, ValueError, "larger than 4x4, got 4x4"),
+])
+def test_pipeline_rejects_bad_arguments(kwargs, error, message):
+    args = {"x": np.zeros((4, 8, 8, 3), np.uint8), "y": np.zeros(4, int), **kwargs}
+    with pytest.raises(error, match=message):
+        pipeline.make_dataset(**args)

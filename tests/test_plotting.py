@@ -1,0 +1,34 @@
+"""cnnkit.plotting: every figure helper returns a Figure; confusion counts are exact."""
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+
+from cnnkit import plotting
+
+
+def test_plots_return_figures():
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 256, (5, 8, 8, 3), dtype=np.uint8)
+    grid = plotting.image_grid(imgs, [0, 1, 2, 0, 1], ["a", "b", "c"], predictions=[0, 1, 1, 0, 1])
+    figs = [
+        grid,
+        plotting.feature_maps(rng.normal(size=(6, 6, 3))),
+        plotting.training_curves({"run": {"loss": [2, 1], "val_loss": [2.2, 1.5]}}, metrics=("loss",)),
+        plotting.confusion_matrix([0, 1, 2, 2], [0, 2, 2, 2], ["a", "b", "c"]),
+        plotting.channel_histograms(imgs),
+    ]
+    assert all(isinstance(f, plt.Figure) for f in figs)
+    # the grid draws each image it was given, pixel for pixel
+    shown = [np.asarray(ax.images[0].get_array()) for ax in grid.axes if ax.images]
+    assert len(shown) == 5 and all(np.array_equal(s, im) for s, im in zip(shown, imgs))
+    plt.close("all")
+
+
+def test_confusion_counts_are_exact():
+    np.testing.assert_array_equal(plotting.confusion_counts([0, 1, 2, 2], [0, 2, 2, 2], 3),
+                                  [[1, 0, 0], [0, 0, 1], [0, 0, 2]])
+
+
+def test_image_grid_names_a_bad_shape():
+    with pytest.raises(ValueError, match=r"images must have shape"):
+        plotting.image_grid(np.zeros((2, 2)))

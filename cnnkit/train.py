@@ -14,14 +14,20 @@ Writes into ``--out``:
   split's mean and std, load averages and versions;
 * ``curves.png`` (loss and accuracy per epoch), ``learning_rate.png``, ``confusion.png``.
 
-Everything is written into a hidden temporary sibling of ``--out`` and moved into place
-only when the run has succeeded, so a failed or interrupted run leaves ``--out`` as it
-was (files already there are never deleted). Exit status: 0 on success, 2 for bad
-arguments, 3 when the data cannot be found or read, 1 for any other failure.
+``--out`` is checked before any data is loaded: its missing parent folders are created,
+a folder that cannot be written is reported with the operating system's reason, and an
+``--out`` that already holds any of these files from an earlier run is refused unless
+``--overwrite`` is given. Everything is written into a hidden temporary sibling of
+``--out`` and moved into place only when the run has succeeded, so a failed or
+interrupted run leaves ``--out`` as it was (other files there are never touched, and
+parent folders the run created are removed again). Exit status: 0 on success, 2 for bad
+arguments (an ``--out`` that cannot be used included), 3 when the data cannot be found or
+read, 1 for any other failure.
 """
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import shutil
@@ -36,6 +42,7 @@ EXIT_FAILED = 1
 FAST_TRAIN = 2000  # images kept (before the validation split) with --fast
 FAST_TEST = 500
 FAST_EPOCHS = 2  # with --fast and no --epochs
+OUTPUT_FILES = ("model.keras", "metrics.json", "curves.png", "learning_rate.png", "confusion.png")
 
 
 class UsageError(Exception):
@@ -64,7 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--recipe", choices=sorted(RECIPES), default="quick", help="which recipe (default: quick)")
     parser.add_argument("--epochs", type=_positive_int, default=None,
                         help="number of epochs (default: the recipe's); the schedule is stretched to it")
-    parser.add_argument("--out", required=True, help="output directory (created; existing files are kept)")
+    parser.add_argument("--out", required=True,
+                        help="output directory (created with its parents; refused, before any training, "
+                             "when it already holds files of an earlier run, unless --overwrite; other files "
+                             "in it are kept)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help=f"replace the files of an earlier run in --out ({', '.join(OUTPUT_FILES)})")
     parser.add_argument("--data-dir", default=None,
                         help="folder holding cifar-10-batches-py or cifar-10-python.tar.gz "
                              "(default: $CNNKIT_DATA_DIR, then Keras' cache)")
@@ -79,21 +91,78 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check_out(out: str) -> Path:
+def _os_reason(exc: OSError) -> str:
+    """``exc``'s reason without the file name it carries, e.g. 'Permission denied (EACCES)'."""
+    name = errno.errorcode.get(exc.errno or 0)
+    return f"{exc.strerror} ({name})" if exc.strerror and name else str(exc)
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """The folders from the first missing ancestor of ``folder`` down to ``folder`` itself."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{str(folder)!r} is a file, not a folder")
+    return missing[::-1]
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove ``folders`` (deepest first) where they are empty; leave anything else alone."""
+    for folder in reversed(folders):
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
+def _prepare_out(out: str, overwrite: bool) -> tuple[Path, Path, list[Path]]:
+    """Check ``--out`` before any data is loaded; create its missing parents and the staging folder.
+
+    Returns ``(out, staging, created)``: the output folder, an empty hidden sibling of it
+    that the run writes into, and the parent folders created here (removed again when the
+    run fails). Raises UsageError naming the folder and the reason when ``--out`` cannot be
+    used, or when it already holds files of an earlier run and ``overwrite`` is false.
+    """
     path = Path(out)
     if path.exists() and not path.is_dir():
         raise UsageError(f"--out {out!r} exists and is not a directory")
+    if path.is_dir() and not overwrite:
+        earlier = [name for name in OUTPUT_FILES if (path / name).exists()]
+        if earlier:
+            found = ", ".join(repr(str(path / name)) for name in earlier)
+            raise UsageError(f"--out {out!r} already holds {found} from an earlier run; pass --overwrite "
+                             "to replace them, or choose another --out")
     parent = path.resolve().parent
-    if not parent.is_dir():
-        raise UsageError(f"--out {out!r}: its parent folder {str(parent)!r} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise UsageError(f"--out {out!r}: cannot write into {str(parent)!r}")
-    return path
+    try:
+        created = _missing_folders(parent)
+    except UsageError as exc:
+        raise UsageError(f"--out {out!r}: cannot create the folder {str(parent)!r}: {exc}") from None
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _remove_empty(created)
+        raise UsageError(f"--out {out!r}: cannot create the folder {str(parent)!r}: {_os_reason(exc)}") from None
+    folder = parent
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", dir=parent))
+        if path.is_dir():  # the finished files are moved into it one by one
+            folder = path
+            tempfile.TemporaryFile(dir=path).close()
+    except OSError as exc:
+        if folder == path:
+            shutil.rmtree(staging, ignore_errors=True)
+        _remove_empty(created)
+        raise UsageError(f"--out {out!r}: cannot write into the folder {str(folder)!r}: {_os_reason(exc)}") from None
+    return path, staging, created
 
 
 def _check_data_dir(data_dir: str | None) -> None:
+    from cnnkit.data import DataNotFoundError
+
     if data_dir is not None and not Path(data_dir).exists():
-        raise FileNotFoundError(f"--data-dir {data_dir!r} does not exist; it should be a folder holding "
+        raise DataNotFoundError(f"--data-dir {data_dir!r} does not exist; it should be a folder holding "
                                 "cifar-10-batches-py/ or cifar-10-python.tar.gz")
 
 
@@ -150,8 +219,22 @@ def _progress_callback(total_epochs: int):
 
 
 def run(args) -> dict:
-    """Train, evaluate and write everything; returns the metrics. Raises on failure (nothing moved into --out)."""
-    out = _check_out(args.out)
+    """Train, evaluate and write everything; returns the metrics. Raises on failure (nothing moved into --out).
+
+    ``--out`` is checked (and its staging folder created) before the data is loaded, so a
+    folder that cannot be used fails in a second, not after the training.
+    """
+    out, staging, created = _prepare_out(args.out, args.overwrite)
+    try:
+        return _train_into(args, out, staging)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        _remove_empty(created)
+        raise
+
+
+def _train_into(args, out: Path, staging: Path) -> dict:
+    """The run itself: load, train, evaluate, write into ``staging``, then move it into ``out``."""
     _check_data_dir(args.data_dir)
 
     import numpy as np
@@ -174,55 +257,50 @@ def run(args) -> dict:
     epochs = args.epochs or (FAST_EPOCHS if args.fast else recipe.epochs)
     print(f"recipe {recipe.name!r}: {epochs} epochs | {data.describe()}", flush=True)
 
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.resolve().parent))
-    try:
-        interactive = sys.stdout.isatty() and not args.quiet
-        callbacks = [] if (interactive or args.quiet) else [_progress_callback(epochs)]
-        load_before = os.getloadavg()
-        result = fit_recipe(recipe, data, epochs=epochs, verbose=1 if interactive else 0, callbacks=callbacks,
-                            checkpoint_path=staging / "model.keras")
-        load_after = os.getloadavg()
-        if not (staging / "model.keras").exists():  # no epoch improved on the first: keep the final weights
-            result.model.save(staging / "model.keras")
-        evaluation = evaluate(result.model, data, tta=recipe.tta)
-        metrics = {
-            "test_accuracy": evaluation.accuracy_tta if recipe.tta else evaluation.accuracy,
-            "test_accuracy_plain": evaluation.accuracy,
-            "test_accuracy_flip_tta": evaluation.accuracy_tta if recipe.tta else None,
-            "train_seconds": round(result.seconds, 2),
-            "train_cpu_seconds": round(result.cpu_seconds, 2),
-            "epochs": result.epochs_run,
-            "epochs_planned": epochs,
-            "best_epoch": result.best_epoch,
-            "best_val_accuracy": max(result.history["val_accuracy"]),
-            "recipe": recipe.name,
-            "recipe_settings": recipe.to_dict(),
-            "dataset": data.dataset,
-            "fast": bool(args.fast),
-            "n_train": int(data.x_train.shape[0]),
-            "n_val": int(data.x_val.shape[0]),
-            "n_test": int(data.x_test.shape[0]),
-            "class_names": list(data.class_names),
-            "per_class_accuracy": {name: round(float(a), 4) for name, a in
-                                   zip(data.class_names, evaluation.per_class)},
-            "normalization": {"mean": np.round(data.mean, 4).tolist(), "std": np.round(data.std, 4).tolist(),
-                              "fitted_on": "training split"},
-            "parameters": int(result.model.count_params()),
-            "history": result.history,
-            "load_average_before": [round(v, 2) for v in load_before],
-            "load_average_after": [round(v, 2) for v in load_after],
-            "cpu_count": os.cpu_count(),
-            "versions": {"cnnkit": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
-                         "numpy": np.__version__},
-            "command": sys.argv,
-        }
-        metrics["figures"] = _save_figures(result, evaluation, data, staging)
-        with open(staging / "metrics.json", "w") as fh:
-            json.dump(metrics, fh, indent=2)
-        _publish(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    interactive = sys.stdout.isatty() and not args.quiet
+    callbacks = [] if (interactive or args.quiet) else [_progress_callback(epochs)]
+    load_before = os.getloadavg()
+    result = fit_recipe(recipe, data, epochs=epochs, verbose=1 if interactive else 0, callbacks=callbacks,
+                        checkpoint_path=staging / "model.keras")
+    load_after = os.getloadavg()
+    if not (staging / "model.keras").exists():  # no epoch improved on the first: keep the final weights
+        result.model.save(staging / "model.keras")
+    evaluation = evaluate(result.model, data, tta=recipe.tta)
+    metrics = {
+        "test_accuracy": evaluation.accuracy_tta if recipe.tta else evaluation.accuracy,
+        "test_accuracy_plain": evaluation.accuracy,
+        "test_accuracy_flip_tta": evaluation.accuracy_tta if recipe.tta else None,
+        "train_seconds": round(result.seconds, 2),
+        "train_cpu_seconds": round(result.cpu_seconds, 2),
+        "epochs": result.epochs_run,
+        "epochs_planned": epochs,
+        "best_epoch": result.best_epoch,
+        "best_val_accuracy": max(result.history["val_accuracy"]),
+        "recipe": recipe.name,
+        "recipe_settings": recipe.to_dict(),
+        "dataset": data.dataset,
+        "fast": bool(args.fast),
+        "n_train": int(data.x_train.shape[0]),
+        "n_val": int(data.x_val.shape[0]),
+        "n_test": int(data.x_test.shape[0]),
+        "class_names": list(data.class_names),
+        "per_class_accuracy": {name: round(float(a), 4) for name, a in
+                               zip(data.class_names, evaluation.per_class)},
+        "normalization": {"mean": np.round(data.mean, 4).tolist(), "std": np.round(data.std, 4).tolist(),
+                          "fitted_on": "training split"},
+        "parameters": int(result.model.count_params()),
+        "history": result.history,
+        "load_average_before": [round(v, 2) for v in load_before],
+        "load_average_after": [round(v, 2) for v in load_after],
+        "cpu_count": os.cpu_count(),
+        "versions": {"cnnkit": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
+                     "numpy": np.__version__},
+        "command": sys.argv,
+    }
+    metrics["figures"] = _save_figures(result, evaluation, data, staging)
+    with open(staging / "metrics.json", "w") as fh:
+        json.dump(metrics, fh, indent=2)
+    _publish(staging, out)
     return metrics
 
 
@@ -249,7 +327,7 @@ def main(argv=None) -> int:
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (DataNotFoundError, CorruptDataError, FileNotFoundError) as exc:
+    except (DataNotFoundError, CorruptDataError) as exc:
         print(f"error: the data could not be loaded: {exc}", file=sys.stderr)
         print("hint: pass --data-dir DIR (a folder holding cifar-10-batches-py/ or cifar-10-python.tar.gz), "
               "set CNNKIT_DATA_DIR, add --download, or use --dataset offline", file=sys.stderr)

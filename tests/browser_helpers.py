@@ -8,6 +8,8 @@ Three parts, each usable on its own:
   configuration/settings (no news pop-up, no update check, every cell attached to the
   DOM), and always stops it: SIGTERM to its process group, then SIGKILL to whatever is
   left of it and of its kernels (which run in sessions of their own);
+  :class:`KitLabServer` starts it the same way through the README's ``./kit lab``, in a
+  copy of the course made by :func:`copy_for_launcher`;
 * :class:`LabPage` drives one JupyterLab page the way a student does: the file
   browser, the Run menu, the keyboard; and reads back what the page shows
   (prompts, outputs, errors, images, widgets).
@@ -209,16 +211,21 @@ class LabServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def command(self, state: Path) -> list[str]:
+    def options(self, state: Path) -> list[str]:
+        """jupyter lab options: no browser, loopback, this port and token, nothing fetched from the network."""
         return [
-            sys.executable, "-m", "jupyterlab", "--no-browser",
+            "--no-browser",
             "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0",
-            f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.root}",
+            f"--IdentityProvider.token={self.token}",
             "--ServerApp.terminals_enabled=False",
             "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
             f"--LabApp.workspaces_dir={state / 'workspaces'}",
             "--FileContentsManager.delete_to_trash=False",
-        ] + (["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else [])  # CI containers
+        ]
+
+    def command(self, state: Path) -> list[str]:
+        return ([sys.executable, "-m", "jupyterlab", *self.options(state), f"--ServerApp.root_dir={self.root}"]
+                + (["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []))  # CI containers
 
     def start(self, state: Path, timeout: float = 120) -> None:
         """Start the server; Jupyter's own dirs go under ``state``; wait until it answers."""
@@ -308,6 +315,44 @@ class LabServer:
                     child.kill()
             except Exception:
                 pass
+
+
+@dataclass
+class KitLabServer(LabServer):
+    """JupyterLab started the way the README says, ``./kit lab``, from a copy of the course in ``root``.
+
+    The launcher chooses the served folder and the landing page itself; only the options
+    of :meth:`LabServer.options` (port, token, no browser, no network) are added.
+    """
+    launcher: Path = Path("kit")
+
+    def command(self, state: Path) -> list[str]:
+        return [str(self.launcher), "lab", *self.options(state)]
+
+
+def copy_for_launcher(repo: Path, dest: Path, folders=("notebooks", "exercises")) -> Path:
+    """Copy what ``./kit lab`` needs (the launcher, pyproject.toml, ``folders``) into ``dest``; return its kit."""
+    ignore = shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__")
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("kit", "pyproject.toml"):
+        shutil.copy2(repo / name, dest / name)
+    for folder in folders:
+        shutil.copytree(repo / folder, dest / folder, ignore=ignore)
+    return dest / "kit"
+
+
+def launcher_install_is_current(venv: Path, pyproject: Path) -> bool:
+    """Whether ``./kit lab`` would use ``venv`` as it is: a stamp of its holds pyproject.toml's sha256."""
+    import hashlib
+
+    want = hashlib.sha256(pyproject.read_bytes()).hexdigest()
+    for stamp in (".cnnkit-installed", ".cnnkit-installed[test]"):
+        try:
+            if (venv / stamp).read_text().strip() == want:
+                return True
+        except OSError:
+            continue
+    return False
 
 
 # --------------------------------------------------------------------------- the page
@@ -438,6 +483,36 @@ class LabPage:
             dialog.wait_for(state="detached", timeout=10_000)
         self.dialogs += seen
         return seen
+
+    def open_landing_page(self, timeout: float = 120) -> str:
+        """Load the server's root URL (with the token) and wait for the notebook it lands on; return the URL."""
+        self.page.goto(f"{self.server.url}/?token={self.server.token}", timeout=timeout * 1000)
+        self.page.locator("#jupyterlab-splash").wait_for(state="detached", timeout=timeout * 1000)
+        self.panel.locator(".jp-Notebook .jp-Cell").first.wait_for(state="visible", timeout=timeout * 1000)
+        return self.page.url
+
+    def notebook_title(self) -> str:
+        """The text of the first level-1 heading of the notebook shown, without JupyterLab's anchor mark."""
+        heading = self.panel.locator(".jp-RenderedMarkdown h1").first
+        heading.wait_for(state="visible", timeout=30_000)
+        return heading.inner_text().replace("\u00b6", "").strip()
+
+    def click_link(self, text: str) -> None:
+        """Click the first link reading ``text`` in the rendered Markdown of the notebook shown."""
+        link = self.panel.locator(".jp-RenderedMarkdown a").filter(
+            has_text=re.compile(rf"^\s*{re.escape(text)}\s*$")).first
+        link.scroll_into_view_if_needed()
+        link.click()
+
+    def activate_tab(self, label: str) -> None:
+        """Bring the main-area tab titled ``label`` to the front."""
+        self.page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab").filter(
+            has=self.page.locator(".lm-TabBar-tabLabel").filter(
+                has_text=re.compile(rf"^{re.escape(label)}$"))).first.click()
+
+    def open_dialogs(self) -> list[str]:
+        """The text of every dialog on the page now (an error opening a file shows as one)."""
+        return [d.inner_text()[:300] for d in self.page.locator(".jp-Dialog").all()]
 
     # ---------------------------------------------------------------- kernel and execution
 

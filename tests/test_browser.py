@@ -17,6 +17,13 @@ serve the whole module. For each lesson the test
 5. saves a screenshot of the whole notebook under ``$CNNKIT_BROWSER_ARTIFACTS``
    (default: ``<tmp>/cnnkit-browser``), never in the repository.
 
+One test starts JupyterLab the README's way instead, ``./kit lab`` in a temporary copy of
+the course (the launcher chooses the served folder and the landing page; it must install
+nothing), lands on the course map, clicks its first lesson link and its first exercise
+link in the rendered Markdown, and expects each notebook to open (its title shown, its
+kernel session on the server, no error dialog); every process the server started must be
+gone once it is stopped.
+
 A last test opens an exercise notebook, types the first answer (from solutions/) into
 its answer cell with the keyboard, runs it and expects its check cell to print "Passed:".
 
@@ -29,6 +36,8 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
+import re
 import shutil
 import sys
 import tempfile
@@ -42,7 +51,8 @@ import pytest
 if str(Path(__file__).resolve().parent) not in sys.path:  # also under --import-mode=importlib
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 from browser_helpers import (  # noqa: E402
-    CHROMIUM_ARGS, EXECUTED, LabPage, LabServer, code_cells_to_run, copy_course, find_chromium,
+    CHROMIUM_ARGS, EXECUTED, KitLabServer, LabPage, LabServer, code_cells_to_run, copy_course,
+    copy_for_launcher, find_chromium, launcher_install_is_current,
     first_exercise, has_widget_output, image_outputs, missing_requirements,
 )
 
@@ -158,6 +168,153 @@ def lab(chromium, course):
     finally:
         context.close()
         course.server.shutdown_kernels()
+
+
+# --------------------------------------------------------------------------- the README's ./kit lab
+
+COURSE_MAP = "notebooks/00_start_here.ipynb"
+MARKDOWN_LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+\.ipynb)\)")
+OPEN_ERROR_WORDS = ("error", "cannot", "could not", "not found", "404")
+
+
+@dataclass
+class Link:
+    label: str   # the link's text in the rendered Markdown
+    path: str    # the notebook it points to, relative to the repository root
+    title: str   # that notebook's first level-1 heading
+
+
+def notebook_title(path: Path) -> str:
+    for cell in nbformat.read(path, as_version=4).cells:
+        for line in cell.source.splitlines() if cell.cell_type == "markdown" else ():
+            if line.startswith("# "):
+                return line[2:].strip()
+    raise LookupError(f"{path} has no level-1 heading")
+
+
+def course_map_links(root: Path) -> tuple[Link, Link]:
+    """The course map's first link to a lesson and its first link to an exercise.
+
+    Each is the first link in the map that carries its label, so clicking the first link
+    with that text on the page follows it.
+    """
+    links = []
+    for cell in nbformat.read(root / COURSE_MAP, as_version=4).cells:
+        if cell.cell_type == "markdown":
+            for label, href in MARKDOWN_LINK.findall(cell.source):
+                if "://" not in href:
+                    links.append((label, posixpath.normpath(posixpath.join(posixpath.dirname(COURSE_MAP), href))))
+    first = {}
+    for label, path in links:
+        first.setdefault(label, path)
+    chosen = []
+    for folder in ("notebooks/", "exercises/"):
+        label, path = next(((label, path) for label, path in first.items()
+                            if path.startswith(folder) and path != COURSE_MAP), (None, None))
+        assert label is not None, f"the course map links to no notebook in {folder}"
+        assert (root / path).exists(), f"the course map's link {label!r} points to {path}, which does not exist"
+        chosen.append(Link(label, path, notebook_title(root / path)))
+    return chosen[0], chosen[1]
+
+
+def wait_opened(lab: LabPage, server: LabServer, link: Link, timeout: float = 90) -> None:
+    """Wait until the notebook ``link`` points to is the one shown, and its kernel session is on the server.
+
+    Fails at once when JupyterLab shows an error dialog (a dead link opens one).
+    """
+    deadline = time.monotonic() + timeout
+    title = session = None
+    while time.monotonic() < deadline:
+        failed = [text for text in lab.open_dialogs() if any(w in text.lower() for w in OPEN_ERROR_WORDS)]
+        assert not failed, f"following {link.label!r} ({link.path}) shows an error: {failed}"
+        lab.dismiss_dialogs()
+        try:
+            title = lab.notebook_title()
+        except Exception:  # the new panel is still being built
+            title = None
+        sessions = server.api("GET", "/api/sessions") or []
+        session = next((s for s in sessions if s.get("path") == link.path), None)
+        if title == link.title and session is not None:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"following {link.label!r} did not open {link.path}: the page shows the notebook "
+                         f"titled {title!r} (expected {link.title!r}); sessions on the server: "
+                         f"{[s.get('path') for s in server.api('GET', '/api/sessions') or []]}")
+
+
+def server_processes(server: LabServer) -> list:
+    """The server's process and every process it started (kernels included), as psutil processes."""
+    import psutil
+
+    try:
+        top = psutil.Process(server.process.pid)
+        return [top, *top.children(recursive=True)]
+    except (psutil.Error, AttributeError):
+        return []
+
+
+def test_course_map_links_open_through_kit_lab(chromium, summary):
+    """``./kit lab`` (the README's command) serves the repository: the course map's links open.
+
+    The launcher runs in a temporary copy of the course, with this test's virtual
+    environment (``CNNKIT_VENV``); it must not install anything: its own check finds the
+    venv current, or, where pyproject.toml changed since the venv was set up,
+    ``CNNKIT_NO_INSTALL=1`` says so, and pip is in dry-run, no-index mode in any case.
+    """
+    import psutil
+
+    row = {"notebook": "./kit lab: course map -> lesson, exercise", "ok": False}
+    scratch = Path(tempfile.mkdtemp(prefix="cnnkit-kit-lab-"))
+    server, lab, started = None, None, []
+    shot = ARTIFACTS / "kit-lab-links.png"
+    try:
+        kit = copy_for_launcher(REPO, scratch / "course")
+        lesson, exercise = course_map_links(kit.parent)
+        venv = Path(sys.prefix)
+        env = {**server_environment(), "CNNKIT_VENV": str(venv), "PYTHON": sys.executable,
+               "PIP_DRY_RUN": "1", "PIP_NO_INDEX": "1"}
+        if not launcher_install_is_current(venv, kit.parent / "pyproject.toml"):
+            env["CNNKIT_NO_INSTALL"] = "1"
+        row["launcher_installs"] = "never" if "CNNKIT_NO_INSTALL" in env else "when its stamp is stale"
+        server = KitLabServer(root=kit.parent, env=env, log_path=ARTIFACTS / "kit-lab.log", launcher=kit)
+        start = time.monotonic()
+        server.start(scratch / "jupyter")
+        row["kernel_ready_s"] = round(time.monotonic() - start, 1)
+        log = server.log_tail(400)
+        assert "installing" not in log, f"./kit lab reinstalled the kit:\n{log}"
+        assert f"local directory: {os.path.realpath(kit.parent)}" in log, f"./kit lab serves another folder:\n{log}"
+
+        context = chromium.new_context(viewport={"width": 1400, "height": 1000})
+        context.set_default_timeout(60_000)
+        try:
+            lab = LabPage(context.new_page(), server)
+            landed = lab.open_landing_page()
+            assert landed.split("?")[0].endswith(f"/lab/tree/{COURSE_MAP}"), f"the landing page is {landed}"
+            assert lab.notebook_title() == notebook_title(kit.parent / COURSE_MAP)
+            for link in (lesson, exercise):
+                lab.activate_tab(Path(COURSE_MAP).name)
+                lab.click_link(link.label)
+                wait_opened(lab, server, link)
+                assert server.api("GET", f"/api/contents/{link.path}?content=0")["type"] == "notebook"
+                print(f"\n./kit lab: {COURSE_MAP} -> {link.label!r} opened {link.path} ({link.title!r})")
+            row["open_to_idle_s"] = round(time.monotonic() - start, 1)
+            row["ok"] = True
+        finally:
+            try:
+                row["screenshots"] = [str(p) for p in lab.screenshot(shot)] if lab else []
+            except Exception as exc:  # the page may be gone; the test's own error matters more
+                print(f"no screenshot ({exc})")
+            context.close()
+            started = server_processes(server)
+    finally:
+        if server is not None:
+            server.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+        summary.add(row)
+    _, alive = psutil.wait_procs(started, timeout=10)
+    alive = [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert not alive, f"processes of ./kit lab still running after stop: {[p.pid for p in alive]}"
+    assert len(started) >= 3, f"expected the server and the kernels of the opened notebooks, saw {started}"
 
 
 # --------------------------------------------------------------------------- checks

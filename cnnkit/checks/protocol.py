@@ -6,7 +6,7 @@ exact built-in types and fresh numpy arrays; nothing the student's code built
 ``__eq__``) survives the trip. Encoding::
 
     None, bool, int, float, str      -> themselves (float NaN/inf as {"$float": "nan"})
-    list, tuple                       -> {"$list": [...]} / {"$tuple": [...]}
+    list, tuple, set, frozenset       -> {"$list": [...]} / {"$tuple": [...]} / {"$set": [...]}
     dict with str keys                -> {"$dict": [[key, value], ...]}
     numpy array or scalar             -> {"$array": {"dtype": "<f8", "shape": [...], "data": base64}}
     numpy Generator                   -> {"$rng": bit-generator state}
@@ -78,6 +78,9 @@ def encode(value, _depth: int = 0):
     if kind in (list, tuple):
         items = [encode(v, _depth + 1) for v in value]
         return {"$list" if kind is list else "$tuple": items}
+    if kind in (set, frozenset):
+        items = sorted((encode(v, _depth + 1) for v in value), key=lambda e: json.dumps(e, sort_keys=True))
+        return {"$set": items}
     if kind is dict and all(type(k) is str for k in value):
         return {"$dict": [[k, encode(v, _depth + 1)] for k, v in value.items()]}
     if isinstance(value, (np.ndarray, np.generic)) and np.asarray(value).dtype.str in DTYPES:
@@ -151,6 +154,13 @@ def decode(data, _depth: int = 0, _budget: _Budget | None = None):
         budget.spend(len(body))
         items = [decode(v, _depth + 1, budget) for v in body]
         return items if tag == "$list" else tuple(items)
+    if tag == "$set" and type(body) is list and not rest:
+        budget.spend(len(body))
+        items = [decode(v, _depth + 1, budget) for v in body]
+        try:
+            return set(items)
+        except TypeError:
+            raise ProtocolError("a set holds an unhashable item") from None
     if tag == "$dict" and type(body) is list and not rest:
         out = {}
         for pair in body:

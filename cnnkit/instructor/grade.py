@@ -98,10 +98,12 @@ class Grader:
             raise ValueError(f"--exercise {options.exercise!r} is not one of the solutions: {', '.join(self.names)}")
         self._exercises: dict[str, Exercise] = {}
         self._slots: queue.Queue = queue.Queue()
+        self._claimed: dict[int, int] = {}   # slot -> file descriptor holding its lock
         self._root = Path(tempfile.mkdtemp(prefix="cnnkit-grading-"))
         os.chmod(self._root, 0o711)   # slot users may pass through to their own folder, not list it
 
     def close(self) -> None:
+        sandbox.release_slots(self._claimed)
         shutil.rmtree(self._root, ignore_errors=True)
 
     # ------------------------------------------------------------------ exercises
@@ -160,42 +162,45 @@ class Grader:
         answers, answer_notes = collect_answers(submission, exercise.answer_ids)
         notes += answer_notes
         nb = assemble(exercise, answers)
-        results, run_notes = self._execute(nb, len(exercise.plans))
+        checks, run_notes = self._execute(nb, exercise)
         notes += run_notes
-        checks = []
-        for plan in exercise.plans:
-            found = results.get(plan.index)
-            if isinstance(found, str) or found is None:
-                checks.append(CheckResult(plan.grade_id, 0.0, plan.points, False,
-                                          found or "the check cell did not run (an earlier cell stopped the notebook)"))
-                continue
-            data, folder = found
-            with _LOCK:
-                ok, message = judging.judge(plan, exercise.namespace, exercise.answer_names, data, folder,
-                                            self.options.seed)
-            checks.append(CheckResult(plan.grade_id, plan.points if ok else 0.0, plan.points, ok, ANSI.sub("", message)))
         total = float(sum(c.points for c in checks))
         return Grade(str(path), name, total, exercise.max_total, checks, "; ".join(notes) or None, student)
 
-    def _execute(self, nb, n_checks: int) -> tuple[dict, list[str]]:
-        """Run ``nb`` with nbval in a sandbox; return {check index: (results, folder) | message} and notes."""
+    def _execute(self, nb, exercise: Exercise) -> tuple[list[CheckResult], list[str]]:
+        """Run ``nb`` with nbval in a sandbox, then judge every check; return the results and notes."""
         slot = self._acquire_slot()
         work = Path(tempfile.mkdtemp(prefix=f"slot{slot}-", dir=self._root))
         try:
-            return self._execute_in(nb, n_checks, slot, work)
+            results, notes = self._execute_in(nb, len(exercise.plans), slot, work)
+            if not self.options.unsafe:   # nothing of the kernel may run while its results are read
+                sandbox.kill_all(sandbox.slot_user(slot).pw_uid)
+            return [self._judge(exercise, plan, results.get(plan.index)) for plan in exercise.plans], notes
         finally:
             if not self.options.unsafe:
                 sandbox.kill_all(sandbox.slot_user(slot).pw_uid)
             shutil.rmtree(work, ignore_errors=True)
             self._slots.put(slot)
 
+    def _judge(self, exercise: Exercise, plan, found) -> CheckResult:
+        if isinstance(found, str) or found is None:
+            return CheckResult(plan.grade_id, 0.0, plan.points, False,
+                               found or "the check cell did not run (an earlier cell stopped the notebook)")
+        data, folder = found
+        with _LOCK:
+            ok, message = judging.judge(plan, exercise.namespace, exercise.answer_names, data, folder, self.options.seed)
+        return CheckResult(plan.grade_id, plan.points if ok else 0.0, plan.points, ok, ANSI.sub("", message))
+
     def _acquire_slot(self) -> int:
         try:
             return self._slots.get_nowait()
         except queue.Empty:
             with _LOCK:
-                self._next_slot = getattr(self, "_next_slot", -1) + 1
-                return self._next_slot
+                if self.options.unsafe:   # no users to share: any number will do
+                    slot = len(self._claimed)
+                    self._claimed[slot] = -1
+                    return slot
+                return sandbox.claim_slot(self._claimed)
 
     def _execute_in(self, nb, n_checks: int, slot: int, work: Path):
         runner = work / "runner"
@@ -244,6 +249,9 @@ class Grader:
         if failed_answers:
             notes.append("answer cells that failed: " + "; ".join(failed_answers))
         results: dict = {}
+        if out.is_symlink() or not out.is_dir() or any(p.is_symlink() for p in out.parents if work in p.parents):
+            notes.append("the results folder was replaced by the notebook: no results were read")
+            return results, notes
         for index in range(n_checks):
             try:
                 data = judging.read_results(out, index)

@@ -22,6 +22,7 @@ process of its user is killed.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import pwd
@@ -30,6 +31,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -71,6 +73,34 @@ class Isolation:
         if shutil.which("bwrap"):
             how += " inside bubblewrap (read-only system, hidden solutions and submissions, own /tmp and PIDs)"
         return True, how
+
+
+MAX_SLOTS = 64
+LOCK_DIR = Path("/run/lock") if Path("/run/lock").is_dir() else Path(tempfile.gettempdir())
+
+
+def claim_slot(claimed: dict[int, int]) -> int:
+    """Lock a job slot no other grader on this machine holds (its user's processes are ours to kill)."""
+    for slot in range(MAX_SLOTS):
+        if slot in claimed:
+            continue
+        fd = os.open(LOCK_DIR / f"cnnkit-grade-{slot}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue
+        claimed[slot] = fd
+        kill_all(slot_user(slot).pw_uid)   # whatever a crashed grader left behind
+        return slot
+    raise IsolationError(f"all {MAX_SLOTS} grading slots of this machine are in use")
+
+
+def release_slots(claimed: dict[int, int]) -> None:
+    for fd in claimed.values():
+        if fd >= 0:
+            os.close(fd)
+    claimed.clear()
 
 
 def slot_user(slot: int) -> pwd.struct_passwd:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnkit._validate import boolean, check_array_bytes, integer, non_negative_int, positive_int, real
+from cnnkit._validate import boolean, check_array_bytes, integer, non_negative_int, real
 
 CLASS_NAMES = (
     "airplane", "automobile", "bird", "cat", "deer",

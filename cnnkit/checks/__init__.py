@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import importlib
+import math
 import numbers
 
 import numpy as np
@@ -146,6 +147,9 @@ def expect_count(value, name: str) -> int:
     unanswered(value, name)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         fail(f"{name} should be a whole number, got {value!r} ({type(value).__name__})")
+    if not math.isfinite(value):
+        fail(f"{name} is {value!r}: a count is a whole number; NaN or infinity comes from float "
+             "arithmetic gone wrong (0 / 0, a division by zero, math.inf); count with integers: +, * and //")
     if value != int(value):
         fail(f"{name} should be a whole number, got {value!r}: parameter counts are integers")
     return int(value)

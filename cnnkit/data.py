@@ -136,7 +136,7 @@ def safe_unpickle(data: bytes):
 
 
 def _batch_arrays(data: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
-    """Decode one pickled CIFAR-10 batch into (images NHWC uint8, labels int64), validating it."""
+    """Decode one pickled CIFAR-10 batch into (images NHWC uint8 (a view), labels int64), validating it."""
     try:
         batch = safe_unpickle(data)
     except Exception as exc:
@@ -161,8 +161,7 @@ def _batch_arrays(data: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
         )
     if labels.size and (labels.min() < 0 or labels.max() > 9):
         raise CorruptDataError(f"{where}: labels must lie in 0..9, found {labels.min()}..{labels.max()}")
-    images = flat.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-    return np.ascontiguousarray(images), labels.astype(np.int64)
+    return flat.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels.astype(np.int64)  # a view: the caller copies
 
 
 def _check_batch_size(size: int, where: str) -> None:
@@ -173,26 +172,30 @@ def _check_batch_size(size: int, where: str) -> None:
         )
 
 
-def _read_folder(folder: Path) -> dict[str, bytes]:
+def _read_folder(folder: Path):
+    """Yield (batch name, bytes) of a CIFAR-10 folder, one batch at a time (sizes checked first)."""
     names = (*TRAIN_BATCHES, TEST_BATCH)
     missing = [n for n in names if not (folder / n).is_file()]
     if missing:
         raise CorruptDataError(f"{folder} lacks {', '.join(missing)}: it is not a complete CIFAR-10 folder")
     for n in names:
         _check_batch_size((folder / n).stat().st_size, str(folder / n))
-    return {n: (folder / n).read_bytes() for n in names}
+    for n in names:
+        yield n, (folder / n).read_bytes()
 
 
-def _read_archive(archive: Path) -> dict[str, bytes]:
+def _read_archive(archive: Path):
+    """Yield (batch name, bytes) of a CIFAR-10 tar.gz archive, one batch at a time, in the archive's order."""
     wanted = {f"{FOLDER}/{n}": n for n in (*TRAIN_BATCHES, TEST_BATCH)}
-    found: dict[str, bytes] = {}
+    found: set[str] = set()
     try:
         with tarfile.open(archive, "r:*") as tar:
             for member in tar:
                 short = wanted.get(member.name.lstrip("./"))
                 if short and member.isfile():
                     _check_batch_size(member.size, f"{archive}:{member.name}")  # from the header, before reading
-                    found[short] = tar.extractfile(member).read()
+                    found.add(short)
+                    yield short, tar.extractfile(member).read()
     except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
         raise CorruptDataError(
             f"{archive} cannot be read as a tar.gz archive ({type(exc).__name__}: {exc}); "
@@ -201,16 +204,41 @@ def _read_archive(archive: Path) -> dict[str, bytes]:
     missing = [n for n in (*TRAIN_BATCHES, TEST_BATCH) if n not in found]
     if missing:
         raise CorruptDataError(f"{archive} lacks {', '.join(f'{FOLDER}/{m}' for m in missing)}")
-    return found
 
 
-def _assemble(raw: dict[str, bytes], where: Path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    parts = [_batch_arrays(raw[n], f"{where}/{n}" if where.is_dir() else f"{where}:{FOLDER}/{n}") for n in TRAIN_BATCHES]
-    x_train = np.concatenate([p[0] for p in parts])
-    y_train = np.concatenate([p[1] for p in parts])
-    test_where = f"{where}/{TEST_BATCH}" if where.is_dir() else f"{where}:{FOLDER}/{TEST_BATCH}"
-    x_test, y_test = _batch_arrays(raw[TEST_BATCH], test_where)
-    return (x_train, y_train), (x_test, y_test)
+BATCH_SIZE = 10_000  # images in each official batch file
+
+
+def _assemble(raw, where: Path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Decode the batches as they are read, each copied at once into its place in the training array.
+
+    Peak memory: the data set plus one batch. Batches of another size than the
+    official 10,000 images are kept and joined at the end instead.
+    """
+    x_train = None   # allocated with the first batch read, so a file refused at once costs nothing
+    labels_of: dict[str, np.ndarray] = {}
+    odd: dict[str, np.ndarray] = {}
+    test = None
+    for name, data in raw:
+        label = f"{where}/{name}" if where.is_dir() else f"{where}:{FOLDER}/{name}"
+        images, labels = _batch_arrays(data, label)
+        del data
+        if name == TEST_BATCH:
+            test = (np.ascontiguousarray(images), labels)
+        elif len(labels) == BATCH_SIZE:
+            if x_train is None:
+                x_train = np.empty((len(TRAIN_BATCHES) * BATCH_SIZE, 32, 32, 3), dtype=np.uint8)
+            start = TRAIN_BATCHES.index(name) * BATCH_SIZE
+            x_train[start:start + BATCH_SIZE] = images
+            labels_of[name] = labels
+        else:
+            odd[name], labels_of[name] = np.ascontiguousarray(images), labels
+        del images
+    y_train = np.concatenate([labels_of[n] for n in TRAIN_BATCHES])
+    if odd:   # not the official layout: join the batches in order
+        x_train = np.concatenate([odd[n] if n in odd else x_train[i * BATCH_SIZE:(i + 1) * BATCH_SIZE]  # type: ignore
+                                  for i, n in enumerate(TRAIN_BATCHES)])
+    return (x_train, y_train), test
 
 
 def _candidates(path: Path) -> list[Path]:

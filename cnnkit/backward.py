@@ -3,15 +3,12 @@
 Each function here undoes one forward pass of the kit, in the same layouts
 (images NHWC, kernels HWIO) and with the same arguments:
 
-==========================  =====================================  ==================================
-forward                     backward                               returns
-==========================  =====================================  ==================================
-``conv.conv2d``             :func:`conv2d_backward`                ``(dx, dw, db)``
-``pooling.max_pool2d``      :func:`max_pool2d_backward`            ``dx``
-``activations.relu``        :func:`relu_backward`                  ``dx``
-:func:`batch_norm_forward_train`  :func:`batch_norm_backward`      ``(dx, dgamma, dbeta)``
-``regularization.dropout``  :func:`dropout_backward`               ``dx``
-==========================  =====================================  ==================================
+* :func:`conv2d_backward` for ``cnnkit.conv.conv2d``: ``(dx, dw, db)``;
+* :func:`max_pool2d_backward` for ``cnnkit.pooling.max_pool2d``: ``dx``;
+* :func:`relu_backward` for ``cnnkit.activations.relu``: ``dx``;
+* :func:`batch_norm_backward` for :func:`batch_norm_forward_train` (training
+  mode, whose output is ``cnnkit.normalization.batch_norm``'s): ``(dx, dgamma, dbeta)``;
+* :func:`dropout_backward` for ``cnnkit.regularization.dropout``: ``dx``.
 
 Notation: ``dout`` is the upstream gradient dL/dy, shaped like the forward
 output y; every returned gradient is shaped like the value it belongs to.
@@ -92,7 +89,8 @@ def conv2d_backward(dout, x, w, stride=1, padding="valid"):
         the forward kernel, HWIO.
     stride, padding
         as given to ``conv2d``: a stride int or pair; "valid", "same"
-        (TensorFlow's rule) or an int number of zeros on every side.
+        (TensorFlow's rule) or an int number of zeros on every side (a pair
+        is read as ``conv2d`` reads it, through ``cnnkit.conv.padding_amounts``).
 
     Returns
     -------

@@ -196,7 +196,8 @@ def check_gradient(name: str, analytic, numeric, tolerance: float = PROBABLY_WRO
     if largest > tolerance:
         failing = int(np.count_nonzero(errors > tolerance))
         raise GradientCheckError(
-            f"{name}: relative error {largest:.3g} at {where}: analytic {float(a[worst])!r}, numeric {float(b[worst])!r} "
+            f"{name}: relative error {largest:.3g} at {where}: "
+            f"analytic {float(a[worst])!r}, numeric {float(b[worst])!r} "
             f"({failing} of {errors.size} elements above {tolerance:g}); {_THRESHOLDS}"
         )
     verdict = "very good" if largest < VERY_GOOD else "look at it: acceptable only near kinks (ReLU at 0, max ties)"

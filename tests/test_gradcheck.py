@@ -144,7 +144,7 @@ def test_check_gradient_reports_and_raises():
 def test_conv2d_backward_passes_the_gradient_check():
     rng = np.random.default_rng(1)
     x, w, b = rng.standard_normal((2, 5, 6, 3)), rng.standard_normal((3, 2, 3, 4)), rng.standard_normal(4)
-    for stride, padding in [(1, "valid"), (2, "same"), ((2, 1), 1)]:
+    for stride, padding in [(1, "valid"), (2, "same"), ((2, 1), 1), (1, (0, 2))]:  # a pair as conv2d reads it
         dout = rng.standard_normal(conv2d(x, w, b, stride, padding).shape)
         dx, dw, db = backward.conv2d_backward(dout, x, w, stride, padding)
         check_gradient("conv dx", dx, numerical_gradient(lambda t: conv2d(t, w, b, stride, padding), x, dout))

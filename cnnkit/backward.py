@@ -26,9 +26,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from cnnkit._validate import (
-    as_float_array, check_array_bytes, finite_array, pair, real,
-)
+from cnnkit._validate import as_float_array, check_array_bytes, finite_array, pair, real
 from cnnkit.activations import relu_grad
 from cnnkit.conv import output_size, padding_amounts
 from cnnkit.normalization import channel_moments
@@ -36,8 +34,13 @@ from cnnkit.pooling import max_pool2d
 from cnnkit.regularization import apply_dropout_mask
 
 __all__ = [
-    "conv2d_backward", "max_pool2d_backward", "relu_backward",
-    "BatchNormCache", "batch_norm_forward_train", "batch_norm_backward", "dropout_backward",
+    "BatchNormCache",
+    "batch_norm_backward",
+    "batch_norm_forward_train",
+    "conv2d_backward",
+    "dropout_backward",
+    "max_pool2d_backward",
+    "relu_backward",
 ]
 
 

@@ -36,8 +36,15 @@ import numpy as np
 
 from cnnkit._validate import as_float_array, positive_int, real
 
-__all__ = ["numerical_gradient", "relative_error", "check_gradient", "GradientCheckError",
-           "MAX_EVALUATIONS", "VERY_GOOD", "PROBABLY_WRONG"]
+__all__ = [
+    "MAX_EVALUATIONS",
+    "PROBABLY_WRONG",
+    "VERY_GOOD",
+    "GradientCheckError",
+    "check_gradient",
+    "numerical_gradient",
+    "relative_error",
+]
 
 #: Largest number of evaluations of f that :func:`numerical_gradient` makes unless told otherwise
 #: (two per element of x: 50,000 elements).

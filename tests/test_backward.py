@@ -3,14 +3,13 @@ import zlib
 
 import numpy as np
 import pytest
+import tensorflow as tf  # the oracle: required, never skipped
 
 from cnnkit import backward
 from cnnkit.conv import conv2d
 from cnnkit.normalization import batch_norm
 from cnnkit.pooling import max_pool2d
 from cnnkit.regularization import apply_dropout_mask, dropout_mask
-
-import tensorflow as tf  # the oracle: required, never skipped
 
 RTOL, ATOL = 1e-9, 1e-10  # float64 on both sides
 
@@ -152,18 +151,23 @@ def test_max_pool2d_backward_matches_tensorflow(x_shape, size, stride, padding):
     assert np.count_nonzero(dx) <= dout.size  # each window sends its gradient to one cell
 
 
-def test_max_pool2d_backward_sends_a_tie_to_the_first_maximum_as_tensorflow():
-    x = np.array([[1.0, 3.0, 3.0, 0.0],
-                  [3.0, 2.0, 1.0, 3.0],
-                  [0.0, 0.0, 5.0, 5.0],
-                  [0.0, 0.0, 5.0, 5.0]]).reshape(1, 4, 4, 1)
-    for size, stride, padding in [(2, 2, "valid"), (3, 1, "same")]:
-        dout = np.arange(1.0, 1.0 + max_pool2d(x, size, stride, padding).size).reshape(
-            max_pool2d(x, size, stride, padding).shape)
-        (want,) = tape_gradients(lambda t: tf.nn.max_pool2d(t, size, stride, padding.upper()), dout, x)
-        np.testing.assert_array_equal(backward.max_pool2d_backward(dout, x, size, stride, padding), want)
-    dx = backward.max_pool2d_backward(np.ones((1, 2, 2, 1)), x, 2)
-    assert dx[0, 0, 1, 0] == 1 and dx[0, 1, 0, 0] == 0  # the window [[1, 3], [3, 2]]: top row first
+TIES = np.array([[1.0, 3.0, 3.0, 0.0],
+                 [3.0, 2.0, 1.0, 3.0],
+                 [0.0, 0.0, 5.0, 5.0],
+                 [0.0, 0.0, 5.0, 5.0]]).reshape(1, 4, 4, 1)
+
+
+@pytest.mark.parametrize("size, stride, padding", [(2, 2, "valid"), (3, 1, "same")])
+def test_max_pool2d_backward_sends_a_tie_to_the_first_maximum_as_tensorflow(size, stride, padding):
+    shape = max_pool2d(TIES, size, stride, padding).shape
+    dout = np.arange(1.0, 1.0 + np.prod(shape)).reshape(shape)
+    (want,) = tape_gradients(lambda t: tf.nn.max_pool2d(t, size, stride, padding.upper()), dout, TIES)
+    np.testing.assert_array_equal(backward.max_pool2d_backward(dout, TIES, size, stride, padding), want)
+
+
+def test_max_pool2d_backward_tie_goes_to_the_top_row_first():
+    dx = backward.max_pool2d_backward(np.ones((1, 2, 2, 1)), TIES, 2)
+    assert dx[0, 0, 1, 0] == 1 and dx[0, 1, 0, 0] == 0  # the window [[1, 3], [3, 2]]
 
 
 def test_max_pool2d_backward_rejects_bad_arguments():

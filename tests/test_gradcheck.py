@@ -7,7 +7,12 @@ import pytest
 from cnnkit import backward, gradcheck
 from cnnkit.activations import relu
 from cnnkit.conv import conv2d
-from cnnkit.gradcheck import GradientCheckError, check_gradient, numerical_gradient, relative_error
+from cnnkit.gradcheck import (
+    GradientCheckError,
+    check_gradient,
+    numerical_gradient,
+    relative_error,
+)
 from cnnkit.pooling import max_pool2d
 from cnnkit.regularization import apply_dropout_mask, dropout_mask
 
@@ -141,25 +146,30 @@ def test_check_gradient_reports_and_raises():
 # --------------------------------------------------------------------------- every backward pass, checked numerically
 
 
-def test_conv2d_backward_passes_the_gradient_check():
+@pytest.mark.parametrize("stride, padding", [(1, "valid"), (2, "same"), ((2, 1), 1),
+                                             (1, (0, 2))])  # a pair, read as conv2d reads it
+def test_conv2d_backward_passes_the_gradient_check(stride, padding):
     rng = np.random.default_rng(1)
     x, w, b = rng.standard_normal((2, 5, 6, 3)), rng.standard_normal((3, 2, 3, 4)), rng.standard_normal(4)
-    for stride, padding in [(1, "valid"), (2, "same"), ((2, 1), 1), (1, (0, 2))]:  # a pair as conv2d reads it
-        dout = rng.standard_normal(conv2d(x, w, b, stride, padding).shape)
-        dx, dw, db = backward.conv2d_backward(dout, x, w, stride, padding)
-        check_gradient("conv dx", dx, numerical_gradient(lambda t: conv2d(t, w, b, stride, padding), x, dout))
-        check_gradient("conv dw", dw, numerical_gradient(lambda t: conv2d(x, t, b, stride, padding), w, dout))
-        report = check_gradient("conv db", db, numerical_gradient(lambda t: conv2d(x, w, t, stride, padding), b, dout))
-        assert "very good" in report
+    dout = rng.standard_normal(conv2d(x, w, b, stride, padding).shape)
+    dx, dw, db = backward.conv2d_backward(dout, x, w, stride, padding)
+    check_gradient("conv dx", dx, numerical_gradient(lambda t: conv2d(t, w, b, stride, padding), x, dout))
+    check_gradient("conv dw", dw, numerical_gradient(lambda t: conv2d(x, t, b, stride, padding), w, dout))
+    report = check_gradient("conv db", db, numerical_gradient(lambda t: conv2d(x, w, t, stride, padding), b, dout))
+    assert "very good" in report
 
 
-def test_max_pool_relu_dropout_backward_pass_the_gradient_check():
+@pytest.mark.parametrize("size, stride, padding", [(2, None, "valid"), (3, 2, "same"), (3, 1, "valid")])
+def test_max_pool2d_backward_passes_the_gradient_check(size, stride, padding):
     rng = np.random.default_rng(2)
     x = rng.permutation(2 * 6 * 6 * 2).reshape(2, 6, 6, 2) / 10.0  # no ties, no value within 0.1 of another
-    for size, stride, padding in [(2, None, "valid"), (3, 2, "same"), (3, 1, "valid")]:
-        dout = rng.standard_normal(max_pool2d(x, size, stride, padding).shape)
-        dx = backward.max_pool2d_backward(dout, x, size, stride, padding)
-        check_gradient("max-pool dx", dx, numerical_gradient(lambda t: max_pool2d(t, size, stride, padding), x, dout))
+    dout = rng.standard_normal(max_pool2d(x, size, stride, padding).shape)
+    dx = backward.max_pool2d_backward(dout, x, size, stride, padding)
+    check_gradient("max-pool dx", dx, numerical_gradient(lambda t: max_pool2d(t, size, stride, padding), x, dout))
+
+
+def test_relu_and_dropout_backward_pass_the_gradient_check():
+    rng = np.random.default_rng(2)
     z = rng.standard_normal((3, 4, 5))
     z[np.abs(z) < 1e-3] = 0.5  # keep away from the kink
     dout = rng.standard_normal(z.shape)
@@ -174,7 +184,7 @@ def test_batch_norm_backward_passes_the_gradient_check(shape):
     rng = np.random.default_rng(3)
     x = rng.standard_normal(shape)
     gamma, beta = rng.uniform(0.5, 2.0, shape[-1]), rng.standard_normal(shape[-1])
-    out, cache = backward.batch_norm_forward_train(x, gamma, beta)
+    _, cache = backward.batch_norm_forward_train(x, gamma, beta)
     dout = rng.standard_normal(shape)
     dx, dgamma, dbeta = backward.batch_norm_backward(dout, cache)
     check_gradient("bn dx", dx, numerical_gradient(lambda t: backward.batch_norm_forward_train(t, gamma, beta)[0],
@@ -221,7 +231,7 @@ def test_batch_norm_without_the_variance_term_is_caught():
     gamma, beta = rng.uniform(0.5, 2.0, 3), rng.standard_normal(3)
     _, cache = backward.batch_norm_forward_train(x, gamma, beta)
     dout = rng.standard_normal(x.shape)
-    x_hat, m = cache.x_hat, x.shape[0]
+    m = x.shape[0]
     dx_hat = dout * gamma
     wrong = (m * dx_hat - dx_hat.sum(axis=0)) / (m * cache.sigma)  # "- x_hat * sum(dx_hat * x_hat)" forgotten
     numeric = numerical_gradient(lambda t: backward.batch_norm_forward_train(t, gamma, beta)[0], x, dout)

@@ -223,3 +223,27 @@ def test_installed_exercises_build_writes_only_where_told(installed, tmp_path):
     assert _tree(site) == before, "building exercises wrote into site-packages"
     assert not (site / "exercises").exists() and not (site / "solutions").exists()
 
+
+
+def test_installed_grader_grades_outside_a_checkout(installed, tmp_path):
+    """Grading from the wheel, from another folder. ``--unsafe``: this environment lives in pytest's private
+    temporary folder, which the sandbox users cannot enter; isolation is tested in test_grading_attacks.py."""
+    venv, site, env = installed
+    solutions = tmp_path / "S"
+    solutions.mkdir()
+    shutil.copy(ROOT / "solutions" / "06_one_by_one_conv.ipynb", solutions)
+    submissions = tmp_path / "class"
+    submissions.mkdir()
+    shutil.copy(ROOT / "solutions" / "06_one_by_one_conv.ipynb", submissions / "06_one_by_one_conv_ada.ipynb")
+    shutil.copy(ROOT / "exercises" / "06_one_by_one_conv.ipynb", submissions / "06_one_by_one_conv_bo.ipynb")
+    before = _tree(site)
+    run = _run([_venv_bin(venv, "cnnkit"), "exercises", "grade", submissions, "--solutions", solutions, "--unsafe",
+                "--json", tmp_path / "grades.json", "--gradebook", tmp_path / "book.csv"],
+               cwd=tmp_path, env={**env, "CNNKIT_DATASET": "offline"})
+    _checked(run)
+    import json
+
+    full = json.loads((tmp_path / "grades.json").read_text())["grades"][0]["max_total"]
+    book = (tmp_path / "book.csv").read_text().splitlines()
+    assert book[0] == "student,06_one_by_one_conv" and book[2:] == [f"ada,{full:g}", "bo,0"], book
+    assert _tree(site) == before, "grading wrote into site-packages"

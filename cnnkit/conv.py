@@ -26,7 +26,8 @@ from cnnkit._validate import as_float_array, check_array_bytes, pair
 from cnnkit.conv_explorer import conv_explorer, draw_conv_geometry
 from cnnkit.conv_fast import lowered_conv
 from cnnkit.conv_shapes import (
-    PADDINGS, _padding_value, conv_spec, keras_trace_shapes, output_size, padding_amounts, pool_spec,
+    PADDINGS, _padding_value, conv_spec,  # noqa: F401  (PADDINGS is re-exported)
+    keras_trace_shapes, output_size, padding_amounts, pool_spec,
     same_padding, trace_shapes,
 )
 

@@ -129,6 +129,13 @@ def pair(value, name: str, check=positive_int) -> tuple[int, int]:
     return v, v
 
 
+def positive_int_sequence(values, name: str) -> tuple[int, ...]:
+    """Return ``values`` (a non-empty sequence of integers >= 1) as a tuple of ints; raise naming the bad entry."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or len(values) == 0:
+        raise ValueError(f"{name} must be a non-empty sequence of positive ints, got {values!r}")
+    return tuple(positive_int(v, f"{name}[{i}]") for i, v in enumerate(values))
+
+
 def real(value, name: str, *, low: float | None = None, high: float | None = None,
          low_open: bool = False, high_open: bool = False) -> float:
     """Return ``value`` as a finite float in the interval from ``low`` to ``high``.

@@ -11,7 +11,12 @@ import time
 from typing import Callable
 
 from cnnkit._validate import boolean, non_negative_int, positive_int, probability, real
+from cnnkit.env import import_tensorflow
 from cnnkit.pipeline import make_dataset
+
+import_tensorflow()  # before Keras: hides TensorFlow's C++ start-up banner
+import keras  # noqa: E402
+from keras import layers  # noqa: E402
 
 
 def small_cnn(input_shape=(32, 32, 3), classes: int = 10, *, widths=(32, 64, 128),
@@ -22,9 +27,6 @@ def small_cnn(input_shape=(32, 32, 3), classes: int = 10, *, widths=(32, 64, 128
     probabilities. With ``batch_norm`` the convolutions have no bias (BN's beta
     replaces it). ``dropout`` is the rate after each block and before the head.
     """
-    import keras
-    from keras import layers
-
     if len(tuple(widths)) == 0:
         raise ValueError("widths must name at least one block, got an empty sequence")
     widths = [positive_int(w, f"widths[{i}]") for i, w in enumerate(widths)]
@@ -48,8 +50,6 @@ def small_cnn(input_shape=(32, 32, 3), classes: int = 10, *, widths=(32, 64, 128
 
 
 def _optimizer(optimizer, learning_rate):
-    import keras
-
     if not isinstance(optimizer, str):
         return optimizer
     makers = {
@@ -74,8 +74,6 @@ def train(model, train, val, *, epochs: int, batch_size: int = 128, optimizer="a
     lists ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy`` (one value per
     epoch) and ``seconds`` (wall time of the fit).
     """
-    import keras
-
     epochs = positive_int(epochs, "epochs")
     batch_size = positive_int(batch_size, "batch_size")
     learning_rate = real(learning_rate, "learning_rate", low=0.0, low_open=True)
@@ -101,8 +99,6 @@ def compare(builders: dict[str, Callable], train_data, val_data, **train_kwargs)
     given as ``train_kwargs["per_model"][label] = {...}`` (e.g. another
     optimizer or preprocessing). Returns label -> history dict.
     """
-    import keras
-
     per_model = train_kwargs.pop("per_model", {})
     if not isinstance(builders, dict) or not builders:
         raise TypeError(f"builders must be a non-empty dict label -> model-building function, got {builders!r}")

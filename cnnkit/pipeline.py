@@ -16,6 +16,9 @@ from __future__ import annotations
 import numpy as np
 
 from cnnkit._validate import boolean, non_negative_int, positive_int
+from cnnkit.env import import_tensorflow
+
+tf = import_tensorflow()  # quiet: TensorFlow's C++ start-up banner hidden
 
 PREPROCESS = ("raw", "scale")
 
@@ -37,8 +40,6 @@ def augment_image(image, seed, pad: int = 4):
     on every side. ``seed`` is a stateless seed, shape (2,) int: the same seed
     gives the same augmentation.
     """
-    import tensorflow as tf
-
     shape = tf.shape(image)
     flipped = tf.image.stateless_random_flip_left_right(image, seed=seed)
     padded = tf.pad(flipped, [[pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
@@ -54,8 +55,6 @@ def make_dataset(x, y, batch_size: int = 128, *, shuffle: bool = False, seed: in
     then each batch is cast to float32 and passed through ``preprocess``.
     ``shuffle`` reshuffles every epoch from ``seed``.
     """
-    import tensorflow as tf
-
     x = np.asarray(x)
     y = np.asarray(y)
     if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from cnnkit import conv
+from cnnkit import conv, conv_fast
 from cnnkit.checks import CheckFailed
 from cnnkit.checks import convolution as checks
 from cnnkit.conv import (
@@ -111,8 +111,8 @@ def test_large_batch_is_split_into_blocks_without_changing_the_result():
                                                    (3, 11, (2, 1), 1)])
 def test_both_lowerings_in_any_block_size_match_tensorflow(monkeypatch, lowering, block_bytes, n, h, stride, padding):
     """Each lowering, forced, with blocks from one output row each up to the default size."""
-    monkeypatch.setattr(conv, "_BLOCK_BYTES", block_bytes)
-    monkeypatch.setattr(conv, "_choose_lowering", lambda *args: lowering)
+    monkeypatch.setattr(conv_fast, "_BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(conv_fast, "_choose_lowering", lambda *args: lowering)
     x, w, b = random_case(np.random.default_rng(3), n, h, h + 2, 3, 3, 2, 4)
     np.testing.assert_allclose(conv2d(x, w, b, stride, padding), tf_conv(x, w, b, stride, padding),
                                rtol=RTOL, atol=ATOL)
@@ -122,25 +122,25 @@ def test_both_lowerings_in_any_block_size_match_tensorflow(monkeypatch, lowering
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_blocks_on_several_threads_give_the_same_result(monkeypatch, lowering, threads):
     """The blocks run concurrently (one BLAS thread each) when BLAS may use several threads."""
-    monkeypatch.setattr(conv, "_BLOCK_BYTES", 2000)  # many small blocks
-    monkeypatch.setattr(conv, "_choose_lowering", lambda *args: lowering)
-    monkeypatch.setattr(conv, "_blas_threads", lambda: threads)
+    monkeypatch.setattr(conv_fast, "_BLOCK_BYTES", 2000)  # many small blocks
+    monkeypatch.setattr(conv_fast, "_choose_lowering", lambda *args: lowering)
+    monkeypatch.setattr(conv_fast, "_blas_threads", lambda: threads)
     x, w, b = random_case(np.random.default_rng(4), 6, 17, 15, 4, 3, 3, 5)
     np.testing.assert_allclose(conv2d(x, w, b, 1, "same"), tf_conv(x, w, b, 1, "same"), rtol=RTOL, atol=ATOL)
 
 
 @pytest.mark.parametrize("lowering", ["patches", "strips"])
 def test_wide_layers_use_larger_blocks_on_one_thread_and_match_tensorflow(monkeypatch, lowering):
-    assert conv._block_plan(127) == (conv._BLOCK_BYTES, True)
-    assert conv._block_plan(128) == (conv._WIDE_BLOCK_BYTES, False)
-    monkeypatch.setattr(conv, "_WIDE_BLOCK_BYTES", 30_000)  # several blocks even for a small case
-    monkeypatch.setattr(conv, "_choose_lowering", lambda *args: lowering)
+    assert conv_fast._block_plan(127) == (conv_fast._BLOCK_BYTES, True)
+    assert conv_fast._block_plan(128) == (conv_fast._WIDE_BLOCK_BYTES, False)
+    monkeypatch.setattr(conv_fast, "_WIDE_BLOCK_BYTES", 30_000)  # several blocks even for a small case
+    monkeypatch.setattr(conv_fast, "_choose_lowering", lambda *args: lowering)
     x, w, b = random_case(np.random.default_rng(5), 3, 9, 8, 4, 3, 3, 128)
     np.testing.assert_allclose(conv2d(x, w, b, 1, "same"), tf_conv(x, w, b, 1, "same"), rtol=RTOL, atol=ATOL)
 
 
 def test_an_error_in_a_block_reaches_the_caller(monkeypatch):
-    monkeypatch.setattr(conv, "_blas_threads", lambda: 2)
+    monkeypatch.setattr(conv_fast, "_blas_threads", lambda: 2)
     calls = []
 
     def failing():
@@ -148,7 +148,7 @@ def test_an_error_in_a_block_reaches_the_caller(monkeypatch):
         raise FloatingPointError("block 2 failed")
 
     with pytest.raises(FloatingPointError, match="block 2 failed"):
-        conv._run_blocks([lambda: calls.append(0), failing])
+        conv_fast._run_blocks([lambda: calls.append(0), failing])
     assert len(calls) == 2
 
 
@@ -156,13 +156,13 @@ def test_blas_thread_count_is_read_from_numpys_blas():
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="blas"):
-        assert conv._blas_threads() == 1
+        assert conv_fast._blas_threads() == 1
 
 
 def test_lowering_choice():
-    assert conv._choose_lowering(128, 32, 28, 5, 75, 16) == "strips"      # 5x5 kernel on 3 channels
-    assert conv._choose_lowering(128, 34, 32, 3, 27, 32) == "patches"     # 3x3, 3 channels, 32 filters
-    assert conv._choose_lowering(1, 516, 512, 5, 75, 16) == "strips"      # one large photograph
+    assert conv_fast._choose_lowering(128, 32, 28, 5, 75, 16) == "strips"      # 5x5 kernel on 3 channels
+    assert conv_fast._choose_lowering(128, 34, 32, 3, 27, 32) == "patches"     # 3x3, 3 channels, 32 filters
+    assert conv_fast._choose_lowering(1, 516, 512, 5, 75, 16) == "strips"      # one large photograph
 
 
 def test_tutorial_example_gives_4_at_the_top_left():
@@ -494,3 +494,16 @@ def test_the_limit_is_the_one_named_constant(monkeypatch):
 def test_geometry_picture_refuses_inputs_too_large_to_draw():
     with pytest.raises(ValueError, match="the padded input is 70 cells wide .* at most 64"):
         conv.draw_conv_geometry(60, 3, 1, 5)
+
+
+@pytest.mark.parametrize("module", ["cnnkit", "cnnkit.conv", "cnnkit.conv_shapes", "cnnkit.conv_explorer",
+                                    "cnnkit.activations", "cnnkit.optim", "cnnkit.landscapes", "cnnkit.params"])
+def test_numpy_lessons_import_without_tensorflow_or_matplotlib(module):
+    """Lessons 01-02 and 05-08 start fast: these modules import neither TensorFlow, Keras nor matplotlib."""
+    import subprocess
+    import sys
+
+    code = (f"import sys, {module}; "
+            "print(sorted(m for m in ('tensorflow', 'keras', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", f"import {module} also imported {out.stdout.strip()}"

@@ -95,15 +95,15 @@ def test_formulas_by_hand():
 @pytest.mark.parametrize(
     "call, error, words",
     [
-        (lambda: P.conv_params(0, 3, 16), ValueError, "f must be an integer >= 1, got 0"),
+        (lambda: P.conv_params(0, 3, 16), ValueError, "f must be a positive integer (>= 1), got 0"),
         (lambda: P.conv_params(3, -1, 16), ValueError, "c_in"),
         (lambda: P.conv_params(3.0, 3, 16), TypeError, "got 3.0"),
-        (lambda: P.conv_params(3, 3, True), TypeError, "k must be an integer"),
+        (lambda: P.conv_params(3, 3, True), TypeError, "k must be a positive integer, got True"),
         (lambda: P.conv_params(3, 6, 16, groups=4), ValueError, "groups=4 must divide"),
         (lambda: P.conv_params(3, 3, 16, bias=1), TypeError, "bias must be True or False"),
         (lambda: P.conv_params((), 3, 16), ValueError, "must not be empty"),
         (lambda: P.dense_params(128, "64"), TypeError, "n_out"),
-        (lambda: P.bn_params(0), ValueError, "k must be an integer >= 1"),
+        (lambda: P.bn_params(0), ValueError, "k must be a positive integer (>= 1), got 0"),
         (lambda: P.conv_madds(3, 3, 16, 0), ValueError, "out_size"),
     ],
 )

@@ -208,11 +208,11 @@ def test_patch_whitening_kernel_whitens_training_patches_like_conv2d(tf):
     np.testing.assert_allclose(out[:, 12:], -half, atol=1e-6)
 
 
-def test_residual_block_is_the_identity_when_its_kernels_are_zero(tf):
+def test_resnet9_block_is_the_identity_when_its_kernels_are_zero(tf):
     import keras
 
     inputs = keras.Input((5, 5, 4))
-    model = keras.Model(inputs, T.residual_block(inputs, 4, name="r"))
+    model = keras.Model(inputs, T.resnet9_block(inputs, 4, name="r"))
     assert model.output_shape == (None, 5, 5, 4)
     x = np.random.default_rng(0).normal(size=(2, 5, 5, 4)).astype(np.float32)
     for layer in model.layers:
@@ -220,7 +220,7 @@ def test_residual_block_is_the_identity_when_its_kernels_are_zero(tf):
             layer.kernel.assign(np.zeros(layer.kernel.shape, np.float32))
     np.testing.assert_allclose(np.asarray(model(x, training=False)), x, atol=1e-6)
     with pytest.raises(ValueError, match="input has 4"):
-        T.residual_block(keras.Input((5, 5, 4)), 8)
+        T.resnet9_block(keras.Input((5, 5, 4)), 8)
 
 
 @pytest.mark.parametrize("name", ["quick", "good"])
@@ -537,7 +537,7 @@ def test_checks_pass_right_answers_and_explain_wrong_ones(tf):
     checks.check_lr_schedule(lambda s, p, w, t: p * s / w if s < w else p * (1 - min((s - w) / (t - w), 1)))
     checks.check_per_class_accuracy(lambda yt, yp, k: T.per_class_accuracy(yt, yp, k))
     checks.check_flip_tta(lambda predict, x: (predict(x) + predict(x[:, :, ::-1])) / 2)
-    checks.check_residual_block(lambda x, f: T.residual_block(x, f))
+    checks.check_residual_block(lambda x, f: T.resnet9_block(x, f))
     leak = lambda a, b, c: _standardize(np.concatenate([a, b, c]), b, c)  # noqa: E731
     with pytest.raises(CheckFailed, match="leaks"):
         checks.check_standardize_splits(leak)
@@ -551,7 +551,7 @@ def test_checks_pass_right_answers_and_explain_wrong_ones(tf):
     import keras
 
     with pytest.raises(CheckFailed, match="ReLU\\(x\\)"):
-        checks.check_residual_block(lambda x, f: keras.layers.ReLU()(T.residual_block(x, f)))
+        checks.check_residual_block(lambda x, f: keras.layers.ReLU()(T.resnet9_block(x, f)))
 
 
 @pytest.mark.parametrize("check", ["check_standardize_splits", "check_residual_block", "check_lr_schedule",

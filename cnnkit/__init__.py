@@ -15,7 +15,7 @@ import importlib
 __version__ = "0.1.0"
 
 SUBMODULES = (
-    "activations", "architectures", "checks", "conv", "data", "env", "exercises",
+    "activations", "architectures", "backward", "checks", "conv", "data", "env", "exercises", "gradcheck",
     "experiments", "landscapes", "normalization", "optim", "params", "pipeline",
     "plotting", "pooling", "regularization", "training",
 )

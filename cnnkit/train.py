@@ -61,7 +61,7 @@ def _positive_int(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from cnnkit.data import DATASETS
-    from cnnkit.training import RECIPES
+    from cnnkit.recipes import RECIPES
 
     parser = argparse.ArgumentParser(
         prog="python -m cnnkit.train",

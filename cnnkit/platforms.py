@@ -17,10 +17,20 @@ accepts: a path, a wheel, a URL).
 
 The cell cannot import cnnkit (it is what installs it), so its logic lives in the
 cell's own text, :data:`INSTALL_CELL_TEMPLATE`; this module is its one source.
+
+After a version change (or to add a notebook), bring every notebook of ``notebooks/``
+and ``solutions/`` in line, then rebuild the exercises::
+
+    python -m cnnkit.platforms sync            # --check: write nothing, exit 1 if a notebook is stale
+    python -m cnnkit.exercises build
 """
 from __future__ import annotations
 
-from pathlib import PurePosixPath
+import argparse
+import posixpath
+import re
+import sys
+from pathlib import Path, PurePosixPath
 
 REPOSITORY = "cnnkit/cnnkit"  # owner/name on GitHub
 INSTALL_SOURCE_VARIABLE = "CNNKIT_INSTALL_SOURCE"
@@ -159,3 +169,91 @@ def install_cell(version: str | None = None) -> str:
     """The exact source of every lesson's and exercise's first code cell (see the module doc)."""
     return INSTALL_CELL_TEMPLATE.format(tag=release_tag(version), repository=REPOSITORY,
                                         variable=INSTALL_SOURCE_VARIABLE)
+
+
+# --------------------------------------------------------------------------- keeping notebooks in line
+
+TITLE_BADGES = re.compile(
+    r"\[!\[Binder\]\([^)]*\)\]\([^)]*\)"
+    r"(?: \[!\[Open in Colab\]\([^)]*\)\]\([^)]*\))?(?: \[!\[Open in Kaggle\]\([^)]*\)\]\([^)]*\))?")
+RELATIVE_LINK = re.compile(r"\]\((?P<target>(?:\.\./|\./)?[\w./-]+\.ipynb)\)(?P<colab> \(\[Colab\]\([^)\s]*\)\))?")
+INSTALL_CELL_TITLE = INSTALL_CELL_TEMPLATE.splitlines()[0]
+
+
+def sync_notebook(nb, rel: str, version: str | None = None) -> None:
+    """Bring one notebook (``rel``: its path in the repository) in line, in place.
+
+    Title cell: the badge line of :func:`badges` replaces the old one (a Binder badge is
+    required). Markdown: every relative link to a notebook gets :func:`colab_link` of
+    its target beside it (an old one is replaced). First code cell: the install cell,
+    inserted before the set-up cell when missing, or brought up to date.
+    """
+    import nbformat
+
+    rel = _repo_path(rel)
+    title = nb.cells[0] if nb.cells else None
+    if title is None or title.cell_type != "markdown" or not TITLE_BADGES.search(title.source):
+        raise ValueError(f"{rel}: the first cell must be a markdown title cell with a Binder badge")
+    line = badges(badge_target(rel), version)
+    title.source = TITLE_BADGES.sub(lambda _: line, title.source, count=1)
+    folder = posixpath.dirname(rel)
+
+    def with_colab(match):
+        target = posixpath.normpath(posixpath.join(folder, match["target"]))
+        return f"]({match['target']}) {colab_link(target, version)}"
+
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = RELATIVE_LINK.sub(with_colab, cell.source)
+    code = [i for i, cell in enumerate(nb.cells) if cell.cell_type == "code"]
+    if not code:
+        return
+    first = nb.cells[code[0]]
+    if first.source.startswith(INSTALL_CELL_TITLE):
+        first.source = install_cell(version)
+        first.metadata.update(INSTALL_CELL_METADATA)
+    elif "import cnnkit as ck" in first.source:
+        cell = nbformat.v4.new_code_cell(install_cell(version), metadata=dict(INSTALL_CELL_METADATA))
+        cell.id = "install-cnnkit"
+        nb.cells.insert(code[0], cell)
+    else:
+        raise ValueError(f"{rel}: the first code cell is neither the install cell nor the set-up cell "
+                         "('import cnnkit as ck')")
+
+
+def sync(root, check_only: bool = False, version: str | None = None) -> list[Path]:
+    """Sync every notebook of ``root``/notebooks and ``root``/solutions; return those that changed
+    (with ``check_only``: that would change, and write nothing)."""
+    from cnnkit.exercises import _write_atomic, dumps, read_notebook
+
+    root = Path(root)
+    stale = []
+    for folder in ("notebooks", "solutions"):
+        for path in sorted((root / folder).glob("*.ipynb")):
+            nb = read_notebook(path)
+            sync_notebook(nb, path.relative_to(root).as_posix(), version)
+            text = dumps(nb)
+            if text != path.read_text(encoding="utf-8"):
+                stale.append(path)
+                if not check_only:
+                    _write_atomic(path, text)
+    return stale
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cnnkit.platforms", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    command = commands.add_parser("sync", help="badges, Colab links and install cells of notebooks/ and solutions/")
+    command.add_argument("--root", default=".", help="the repository (default: the current folder)")
+    command.add_argument("--check", action="store_true", help="write nothing; exit 1 if a notebook is stale")
+    args = parser.parse_args(argv)
+    stale = sync(args.root, check_only=args.check)
+    for path in stale:
+        print(f"{'stale' if args.check else 'updated'}: {path}")
+    if not stale:
+        print("every notebook is in line with", release_tag())
+    return 1 if (args.check and stale) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

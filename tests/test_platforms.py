@@ -105,6 +105,51 @@ def test_relative_links_exist_and_have_a_colab_link_beside_them(rel):
                                      f"follow it with{beside}")
 
 
+def test_sync_finds_nothing_stale():
+    assert platforms.sync(ROOT, check_only=True) == []
+
+
+def _old_style_notebook():
+    return nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell(
+            "# 01 · Title\n\n[![Binder](https://mybinder.org/badge_logo.svg)]"
+            "(https://mybinder.org/v2/gh/cnnkit/cnnkit/HEAD?urlpath=lab/tree/notebooks/01_x.ipynb)\n\n"
+            "Exercises: [here](../exercises/01_x.ipynb)."),
+        nbformat.v4.new_markdown_cell("See [lesson 02](02_y.ipynb) and [the data](../README.md)."),
+        nbformat.v4.new_code_cell("import cnnkit as ck\n\nck.setup(seed=0)"),
+    ])
+
+
+def test_sync_brings_an_old_notebook_in_line_and_follows_the_version():
+    nb = _old_style_notebook()
+    platforms.sync_notebook(nb, "notebooks/01_x.ipynb", version="1.2.3")
+    title = nb.cells[0].source
+    assert platforms.badges("notebooks/01_x.ipynb", "1.2.3") in title and "urlpath" not in title
+    assert ("](../exercises/01_x.ipynb) ([Colab](https://colab.research.google.com/github/cnnkit/cnnkit/blob/"
+            "v1.2.3/exercises/01_x.ipynb)).") in title
+    assert nb.cells[1].source == ("See [lesson 02](02_y.ipynb) ([Colab](https://colab.research.google.com/github/"
+                                  "cnnkit/cnnkit/blob/v1.2.3/notebooks/02_y.ipynb)) and [the data](../README.md).")
+    assert [c.source for c in nb.cells if c.cell_type == "code"] == [
+        platforms.install_cell("1.2.3"), "import cnnkit as ck\n\nck.setup(seed=0)"]
+    once = nbformat.writes(nb)
+    platforms.sync_notebook(nb, "notebooks/01_x.ipynb", version="1.2.3")
+    assert nbformat.writes(nb) == once, "a second sync must change nothing"
+    platforms.sync_notebook(nb, "notebooks/01_x.ipynb", version="1.3.0")
+    text = nbformat.writes(nb)
+    assert "v1.2.3" not in text and text.count("v1.3.0") == len(re.findall("v1.2.3", once))
+    assert len([c for c in nb.cells if c.cell_type == "code"]) == 2
+
+
+def test_sync_refuses_a_notebook_it_cannot_place():
+    nb = _old_style_notebook()
+    nb.cells[2].source = "print('no set-up')"
+    with pytest.raises(ValueError, match="notebooks/01_x.ipynb: the first code cell is neither"):
+        platforms.sync_notebook(nb, "notebooks/01_x.ipynb")
+    nb.cells[0].source = "# 01 · Title"
+    with pytest.raises(ValueError, match="markdown title cell with a Binder badge"):
+        platforms.sync_notebook(nb, "notebooks/01_x.ipynb")
+
+
 def test_readme_says_which_ref_the_badges_open():
     readme = (ROOT / "README.md").read_text()
     assert f"`{TAG}`" in readme

@@ -48,6 +48,8 @@ def main() -> int:
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         grades = json.loads(out.read_text())["grades"]
         totals = sorted({g["total"] for g in grades})
+        for note in sorted({g["error"] for g in grades if g["error"]}):
+            print(f"note: {note[:300]}")
         print(f"{args.n} submissions of {args.exercise}, --jobs {args.jobs}, {os.cpu_count()} CPUs")
         print(f"scores seen: {totals} (max {grades[0]['max_total']})")
         print(f"wall: {wall:.1f} s in all, {wall / args.n:.2f} s per submission")

@@ -231,6 +231,49 @@ def _kernel_env(work: Path) -> dict:
     return env
 
 
+def _mounts(work: Path, hide: list[Path]) -> list[str]:
+    """bubblewrap mount options: an empty /tmp, folders closed to others emptied, hidden paths covered.
+
+    What the kernel must read (:func:`_needed_paths`) is bound back, read-only, into
+    every folder that is emptied; the work folder is bound writable; hidden folders and
+    files are covered last, so that no bind can show them again.
+    """
+    needed = _needed_paths()
+    masks = {Path("/tmp")} | {c for c in (_closed_ancestor(n) for n in needed) if c is not None}
+    masks = {m for m in masks if not any(o in m.parents for o in masks)}   # the outermost ones
+    options: list[str] = []
+    for mask in sorted(masks):
+        options += ["--tmpfs", str(mask)]
+        for path in sorted(n for n in needed if mask in n.parents):
+            options += [*_passable_parents(path, mask), "--ro-bind", str(path), str(path)]
+    for mask in sorted(masks):
+        if mask in work.parents:
+            options += [*_passable_parents(work, mask)]
+    options += ["--bind", str(work), str(work)]
+    for hidden in hide:
+        if hidden.is_dir() and not any(n == hidden or hidden in n.parents for n in [*needed, work]):
+            options += ["--tmpfs", str(hidden)]
+        elif hidden.is_file():
+            options += ["--ro-bind", "/dev/null", str(hidden)]
+    return options
+
+
+def _needed_paths() -> list[Path]:
+    """What the kernel must read: the environment, the Python it is based on, the kit, PYTHONPATH's folders."""
+    paths = [Path(sys.prefix), Path(sys.base_prefix), Path(__file__).resolve().parents[1]]
+    paths += [Path(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    resolved = {p.resolve() for p in paths if p.exists()}
+    return sorted(p for p in resolved if not any(q in p.parents for q in resolved))
+
+
+def _closed_ancestor(path: Path) -> Path | None:
+    """The highest folder above ``path`` that other users cannot pass through, if any."""
+    for parent in reversed(path.parents):
+        if parent != Path("/") and not os.stat(parent).st_mode & 0o001:
+            return parent
+    return None
+
+
 def _passable_parents(path: Path, top: Path) -> list[str]:
     """bubblewrap options that create the folders between ``top`` and ``path`` passable by everyone (0711)."""
     if top not in path.parents:
@@ -276,21 +319,9 @@ def launch(argv: list[str] | None = None) -> None:
         command = drop
     else:
         # bubblewrap runs as the grader's user (it mounts), setpriv inside it drops to the slot user
-        command = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
-        needed = [Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(), Path(__file__).resolve().parents[1]]
-        for hidden in args.hide:
-            if hidden.is_dir() and not any(n == hidden or hidden in n.parents for n in needed):
-                command += ["--tmpfs", str(hidden)]
-            elif hidden.is_file():
-                command += ["--ro-bind", "/dev/null", str(hidden)]
-        home = Path(os.path.expanduser("~")).resolve()
-        if home != Path("/") and not os.stat(home).st_mode & 0o001:
-            # the grader's home (where pyenv and the like keep Python) is closed to others: show only what runs
-            command += ["--tmpfs", str(home)]
-            for path in sorted({n for n in needed if home in n.parents}):
-                command += [*_passable_parents(path, home), "--ro-bind", str(path), str(path)]
-        command += [*_passable_parents(work, Path("/tmp")), "--bind", str(work), str(work), "--unshare-pid", "--unshare-ipc", "--die-with-parent",
-                    "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--chdir", str(work / "home"), "--", *drop]
+        command = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", *_mounts(work, args.hide),
+                   "--unshare-pid", "--unshare-ipc", "--die-with-parent", "--cap-add", "CAP_SETUID",
+                   "--cap-add", "CAP_SETGID", "--chdir", str(work / "home"), "--", *drop]
     os.chdir(work / "home")
     os.execvpe(command[0], command + kernel, _kernel_env(work))
 

@@ -224,7 +224,7 @@ def sync_notebook(nb, rel: str, version: str | None = None) -> None:
 def sync(root, check_only: bool = False, version: str | None = None) -> list[Path]:
     """Sync every notebook of ``root``/notebooks and ``root``/solutions; return those that changed
     (with ``check_only``: that would change, and write nothing)."""
-    from cnnkit.exercises import _write_atomic, dumps, read_notebook
+    from cnnkit.instructor.notebooks import dumps, read_notebook, write_atomic
 
     root = Path(root)
     stale = []
@@ -236,7 +236,7 @@ def sync(root, check_only: bool = False, version: str | None = None) -> list[Pat
             if text != path.read_text(encoding="utf-8"):
                 stale.append(path)
                 if not check_only:
-                    _write_atomic(path, text)
+                    write_atomic(path, text)
     return stale
 
 

@@ -26,10 +26,23 @@ from __future__ import annotations
 import numpy as np
 
 from cnnkit.backward import (
-    batch_norm_backward, batch_norm_forward_train, conv2d_backward, dropout_backward, max_pool2d_backward,
+    batch_norm_backward,
+    batch_norm_forward_train,
+    conv2d_backward,
+    dropout_backward,
+    max_pool2d_backward,
     relu_backward,
 )
-from cnnkit.checks import call_answer, case_rng, cases, expect_array, expect_callable, expect_shape, fail, passed
+from cnnkit.checks import (
+    call_answer,
+    case_rng,
+    cases,
+    expect_array,
+    expect_callable,
+    expect_shape,
+    fail,
+    passed,
+)
 from cnnkit.conv import output_size
 
 # A float32 answer is fine: rtol 1e-4 is far below the size of every mistake named here.
@@ -97,8 +110,8 @@ def _draw_conv_cases(rng: np.random.Generator) -> list[tuple[tuple, tuple, int]]
 
 
 def _conv_mistakes(dout, x, w, stride, expected):
-    """(dx, dw, db) mistakes: lists of (candidate, message) for each gradient."""
-    ref_dx, ref_dw, ref_db = expected
+    """Lists of (candidate, message) for dx, dw and db; ``expected`` is the reference (dx, dw, db)."""
+    ref_dw = expected[1]
     square = w.shape[2] == w.shape[3]
     swapped = w.transpose(0, 1, 3, 2)
     flipped = w[::-1, ::-1]
@@ -114,19 +127,19 @@ def _conv_mistakes(dout, x, w, stride, expected):
                         (conv2d_backward(dout, x, swapped[::-1, ::-1], stride)[0],
                          f"two mistakes at once: {transpose}; and {flip}")]
     dw_mistakes = [
-        (ref_dw / x.shape[0], "dw is averaged over the batch (divided by N); the loss adds up every image, so "
-                              "dw sums over the batch and every output position (axes n, i, j)"),
+        (ref_dw / x.shape[0], ("dw is averaged over the batch (divided by N); the loss adds up every image, so "
+                              "dw sums over the batch and every output position (axes n, i, j)")),
         (conv2d_backward(dout[:1], x[:1], w, stride)[1],
          "dw comes from the first image only; sum the products over the batch axis too"),
-        (ref_dw[::-1, ::-1], "dw is flipped in both spatial axes: dw[u, v] pairs x[i*s + u, j*s + v] with "
-                             "dout[i, j], no flip (the forward pass is a cross-correlation)"),
+        (ref_dw[::-1, ::-1], ("dw is flipped in both spatial axes: dw[u, v] pairs x[i*s + u, j*s + v] with "
+                             "dout[i, j], no flip (the forward pass is a cross-correlation)")),
     ]
     if square:
         dw_mistakes.append((ref_dw.transpose(0, 1, 3, 2),
-                            "dw has its channel axes swapped: dw[u, v, c, k] = sum of x-patch[..., c] * "
-                            "dout[..., k], laid out HWIO like w (patch.T @ dout, not dout.T @ patch)"))
-    db_mistakes = [(dout.mean(axis=(0, 1, 2)), "db is averaged; it is the SUM of dout over the batch and every "
-                                               "output position, since b[k] is added to each of them")]
+                            ("dw has its channel axes swapped: dw[u, v, c, k] = sum of x-patch[..., c] * "
+                            "dout[..., k], laid out HWIO like w (patch.T @ dout, not dout.T @ patch)")))
+    db_mistakes = [(dout.mean(axis=(0, 1, 2)), ("db is averaged; it is the SUM of dout over the batch and every "
+                                               "output position, since b[k] is added to each of them"))]
     return dx_mistakes, dw_mistakes, db_mistakes
 
 
@@ -176,14 +189,14 @@ def check_relu_backward(relu_backward_fn) -> None:
         call = f"relu_backward(dout {shape}, z {shape})"
         (dx,) = _unpack(call_answer(relu_backward_fn, call, dout.copy(), z.copy()), call, ("dx",), [shape], {})
         _compare(f"dx of {call}", dx, relu_backward(dout, z), [
-            (dout, "dx equals dout: ReLU's gradient is not masked. Where z <= 0 the unit outputs the constant 0, "
-                   "so no gradient passes there: dx = dout * (z > 0)"),
-            (dout * np.maximum(z, 0), "dx is dout * relu(z): multiply by ReLU's slope (1 where z > 0, else 0), "
-                                      "not by its output"),
-            ((z > 0).astype(float), "dx is the mask (z > 0) alone: by the chain rule multiply it by dout, the "
-                                    "gradient arriving from above"),
-            (dout * (dout > 0), "dx is masked where dout > 0: the mask comes from the forward input z, "
-                                "not from the gradient"),
+            (dout, ("dx equals dout: ReLU's gradient is not masked. Where z <= 0 the unit outputs the constant 0, "
+                   "so no gradient passes there: dx = dout * (z > 0)")),
+            (dout * np.maximum(z, 0), ("dx is dout * relu(z): multiply by ReLU's slope (1 where z > 0, else 0), "
+                                      "not by its output")),
+            ((z > 0).astype(float), ("dx is the mask (z > 0) alone: by the chain rule multiply it by dout, the "
+                                    "gradient arriving from above")),
+            (dout * (dout > 0), ("dx is masked where dout > 0: the mask comes from the forward input z, "
+                                "not from the gradient")),
             (dout * (z < 0), "the mask is inverted: the gradient passes where z > 0 (the unit was active)"),
         ])
     passed(f"relu_backward matches dout * (z > 0) on {len(table)} arrays")
@@ -226,12 +239,12 @@ def _pool_mistakes(dout, x, size: int, stride: int):
                 u, v = divmod(int(winner[n, c]), size)
                 overwritten[n, rows.start + u, cols.start + v, c] = dout[n, i, j, c]
     return [
-        (spread, "the gradient goes to every cell of the window; only the cell that held the maximum passed its "
-                 "value on, so only that cell receives dout (the others get 0)"),
-        (spread / size ** 2, "the gradient is averaged over the window: that is average pooling's backward pass; "
-                             "max pooling sends all of dout to the window's maximum"),
-        (overwritten, "where windows overlap, a cell that is the maximum of several windows must receive the SUM "
-                      "of their gradients: accumulate with +=, do not assign with ="),
+        (spread, ("the gradient goes to every cell of the window; only the cell that held the maximum passed its "
+                 "value on, so only that cell receives dout (the others get 0)")),
+        (spread / size ** 2, ("the gradient is averaged over the window: that is average pooling's backward pass; "
+                             "max pooling sends all of dout to the window's maximum")),
+        (overwritten, ("where windows overlap, a cell that is the maximum of several windows must receive the SUM "
+                      "of their gradients: accumulate with +=, do not assign with =")),
     ]
 
 
@@ -287,26 +300,26 @@ def check_batch_norm_backward(batch_norm_backward_fn) -> None:
         sum_dx_hat, sum_dx_hat_x_hat = dx_hat.sum(axis=axes), (dx_hat * x_hat).sum(axis=axes)
         _compare(f"dx of {call}", dx, ref_dx, [
             ((m * dx_hat - sum_dx_hat) / (m * sigma),
-             "dx lacks the term - x_hat * sum(dx_hat * x_hat), the path through the variance: every x moves "
-             "sigma, and so every x_hat. dx = (m dx_hat - sum(dx_hat) - x_hat sum(dx_hat x_hat)) / (m sigma)"),
+             ("dx lacks the term - x_hat * sum(dx_hat * x_hat), the path through the variance: every x moves "
+             "sigma, and so every x_hat. dx = (m dx_hat - sum(dx_hat) - x_hat sum(dx_hat x_hat)) / (m sigma)")),
             ((m * dx_hat - x_hat * sum_dx_hat_x_hat) / (m * sigma),
-             "dx lacks the term - sum(dx_hat), the path through the mean: every x moves mu, and so every x_hat. "
-             "dx = (m dx_hat - sum(dx_hat) - x_hat sum(dx_hat x_hat)) / (m sigma)"),
-            (dx_hat / sigma, "dx = dout * gamma / sigma treats the batch mean and variance as constants; in "
+             ("dx lacks the term - sum(dx_hat), the path through the mean: every x moves mu, and so every x_hat. "
+             "dx = (m dx_hat - sum(dx_hat) - x_hat sum(dx_hat x_hat)) / (m sigma)")),
+            (dx_hat / sigma, ("dx = dout * gamma / sigma treats the batch mean and variance as constants; in "
                              "training mode they are computed from x, which adds the terms - sum(dx_hat) and "
-                             "- x_hat sum(dx_hat x_hat) (divided by m sigma)"),
+                             "- x_hat sum(dx_hat x_hat) (divided by m sigma)")),
             (ref_dx / gamma, "dx lacks the factor gamma: the gradient reaching x_hat is dx_hat = dout * gamma"),
         ])
         if _close(dgamma, ref_dbeta) and _close(dbeta, ref_dgamma):
             fail(f"{call} returned dgamma and dbeta swapped: return (dx, dgamma, dbeta)")
         _compare(f"dgamma of {call}", dgamma, ref_dgamma, [
             (dout.sum(axis=axes), "dgamma is sum(dout): gamma multiplies x_hat, so dgamma = sum(dout * x_hat)"),
-            ((dout * x).sum(axis=axes), "dgamma uses x; gamma multiplies the normalised x_hat: "
-                                        "dgamma = sum(dout * x_hat)"),
+            ((dout * x).sum(axis=axes), ("dgamma uses x; gamma multiplies the normalised x_hat: "
+                                        "dgamma = sum(dout * x_hat)")),
         ])
         _compare(f"dbeta of {call}", dbeta, ref_dbeta, [
-            (dout.mean(axis=axes), "dbeta is averaged; beta is added to all m values of its channel, "
-                                   "so dbeta = sum(dout)"),
+            (dout.mean(axis=axes), ("dbeta is averaged; beta is added to all m values of its channel, "
+                                   "so dbeta = sum(dout)")),
         ])
     passed(f"dx, dgamma and dbeta match cnnkit.backward.batch_norm_backward (checked against tf.GradientTape) "
            f"for {' and '.join(str(s) for s in table)} inputs")
@@ -336,16 +349,16 @@ def check_dropout_backward(dropout_backward_fn) -> None:
         got = call_answer(dropout_backward_fn, call, dout.copy(), mask.copy(), rate)
         (dx,) = _unpack(got, call, ("dx",), [shape], {})
         _compare(f"dx of {call}", dx, dropout_backward(dout, mask, rate), [
-            (dout * mask, "dx lacks the 1/(1 - rate) scale: the forward pass divided the kept units by "
-                          "(1 - rate), so their gradient is divided too"),
+            (dout * mask, ("dx lacks the 1/(1 - rate) scale: the forward pass divided the kept units by "
+                          "(1 - rate), so their gradient is divided too")),
             (dout * mask / rate, "dx is divided by rate; the scale is 1/(1 - rate), one over the keep probability"),
-            (dout * mask * (1 - rate), "dx is multiplied by (1 - rate); inverted dropout divides by it, in the "
-                                       "forward pass and so in the backward pass"),
-            (dout / (1 - rate), "dx is not masked: a dropped unit output 0 whatever its input, so it gets no "
-                                "gradient: dx = mask * dout / (1 - rate)"),
+            (dout * mask * (1 - rate), ("dx is multiplied by (1 - rate); inverted dropout divides by it, in the "
+                                       "forward pass and so in the backward pass")),
+            (dout / (1 - rate), ("dx is not masked: a dropped unit output 0 whatever its input, so it gets no "
+                                "gradient: dx = mask * dout / (1 - rate)")),
             (dout * ~mask / (1 - rate), "the mask is inverted: True marks the units that were KEPT"),
-            (dout, "dx equals dout: that is the gradient at inference (no dropout); in training the dropped "
-                   "units get 0 and the kept ones dout / (1 - rate)"),
+            (dout, ("dx equals dout: that is the gradient at inference (no dropout); in training the dropped "
+                   "units get 0 and the kept ones dout / (1 - rate)")),
         ])
     passed(f"dropout_backward matches mask * dout / (1 - rate) for rates "
            f"{' and '.join(f'{r:g}' for _, r in table)}")

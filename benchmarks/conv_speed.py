@@ -46,19 +46,16 @@ SUITE = [
     ("stride 2, 64 channels", (64, 32, 32, 64), (3, 3, 64, 64), 2, "same"),
     ("wide channels 256->256", (32, 8, 8, 256), (3, 3, 256, 256), 1, "same"),
     ("1x1 bottleneck 128->64", (64, 16, 16, 128), (1, 1, 128, 64), 1, "valid"),
-    ("large photograph 512x512", (1, 512, 512, 3), (5, 5, 3, 16), 1, "same"),
+    ("large photograph 300x451", (1, 300, 451, 3), (5, 5, 3, 16), 1, "same"),
 ]
 NAIVE_CASE = ("small: 1x16x16x3, 3x3x3x8", (1, 16, 16, 3), (3, 3, 3, 8), 1, "same")
 
 
 def photograph() -> np.ndarray:
-    """The astronaut picture shipped with scikit-image (512x512x3), as float32 in [0, 1]; random if unavailable."""
-    try:
-        from skimage import data
+    """The photograph the lessons use (cnnkit.photos.chelsea, 300x451x3), as float32 in [0, 1], batch of one."""
+    from cnnkit.photos import chelsea
 
-        return (data.astronaut()[None].astype(np.float32) / 255.0)
-    except Exception:  # scikit-image missing: same shape, random values
-        return np.random.default_rng(0).random((1, 512, 512, 3), dtype=np.float32)
+    return chelsea()[None].astype(np.float32) / 255.0
 
 
 def best_times(functions, repeats: int) -> list[float]:

@@ -9,6 +9,10 @@ Every lesson starts with ``ck.setup()``. It
   with and, when they are not, says what to install;
 * reports whether fast mode is on.
 
+Notebooks that compute with numpy only call ``ck.setup(seed=0, tensorflow=False)``:
+Python and numpy are seeded and numpy's version is checked, and TensorFlow and
+Keras (seconds of start-up) are not imported at all.
+
 Fast mode (environment variable ``CNNKIT_FAST=1``) shrinks training budgets so
 that the whole course runs in minutes; the default is the full lesson.
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import re
 import warnings
 
 import numpy as np
@@ -106,37 +111,76 @@ def import_tensorflow():
     return tf
 
 
-def seed_everything(seed: int = 0) -> None:
-    """Seed Python's ``random``, numpy's global generator, TensorFlow and Keras."""
+def seed_everything(seed: int = 0, *, tensorflow: bool = True) -> None:
+    """Seed Python's ``random``, numpy's global generator and, unless ``tensorflow=False``,
+    TensorFlow and Keras (which imports them)."""
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     random.seed(int(seed))
     np.random.seed(int(seed))
-    import keras
+    if tensorflow:
+        import keras
 
-    keras.utils.set_random_seed(int(seed))
+        keras.utils.set_random_seed(int(seed))
 
 
-def setup(seed: int = 0, *, verbose: bool = True) -> dict[str, str]:
+def setup(seed: int = 0, *, tensorflow: bool = True, verbose: bool = True) -> dict[str, str]:
     """Prepare a notebook: quiet logs, seeds, version guard; return the versions.
 
     Prints one line such as
     ``cnnkit 0.1.0 | numpy 2.4.6 | TensorFlow 2.21.0 | Keras 3.15.1 | fast mode: off``
     and warns (with the pip command to fix it) when a version is outside the
     tested range.
-    """
-    tf = import_tensorflow()
-    import keras
 
+    With ``tensorflow=False`` TensorFlow and Keras are neither imported nor seeded
+    (a later import still gets quiet logs); only Python and numpy are seeded, only
+    numpy's version is checked, and the line says
+    ``TensorFlow not loaded (numpy-only notebook)``. The returned dict then holds
+    numpy's version only.
+    """
+    if not isinstance(tensorflow, bool):
+        raise ValueError(f"tensorflow must be True or False, got {tensorflow!r}")
     from cnnkit import __version__
 
-    versions = {"numpy": np.__version__, "tensorflow": tf.__version__, "keras": keras.__version__}
+    quiet_tensorflow()
+    versions = {"numpy": np.__version__}
+    if tensorflow:
+        tf = import_tensorflow()
+        import keras
+
+        versions.update(tensorflow=tf.__version__, keras=keras.__version__)
     for problem in check_versions(versions):
         warnings.warn(f"{problem}; the lessons may fail. Fix with: {INSTALL_HINT}", stacklevel=2)
-    seed_everything(seed)
+    seed_everything(seed, tensorflow=tensorflow)
     if verbose:
-        print(
-            f"cnnkit {__version__} | numpy {versions['numpy']} | TensorFlow {versions['tensorflow']}"
-            f" | Keras {versions['keras']} | fast mode: {'on' if fast_mode() else 'off'}"
-        )
+        if tensorflow:
+            frameworks = f"TensorFlow {versions['tensorflow']} | Keras {versions['keras']}"
+        else:
+            frameworks = "TensorFlow not loaded (numpy-only notebook)"
+        print(f"cnnkit {__version__} | numpy {versions['numpy']} | {frameworks}"
+              f" | fast mode: {'on' if fast_mode() else 'off'}")
     return versions
+
+
+def portable_paths(text: str) -> str:
+    """``text`` with this machine's folders written portably, for output saved in a notebook.
+
+    The folder named by ``$CNNKIT_DATA_DIR`` becomes ``$CNNKIT_DATA_DIR`` and the home
+    folder ``~``, so ``dataset: cifar10 (/data/me/cifar-10-batches-py)`` is saved as
+    ``dataset: cifar10 ($CNNKIT_DATA_DIR/cifar-10-batches-py)``.
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"text must be a str, got {type(text).__name__}")
+    replacements = []
+    data_dir = os.environ.get("CNNKIT_DATA_DIR", "").strip()
+    if data_dir:
+        given = os.path.expanduser(data_dir).rstrip(os.sep)
+        for form in {given, os.path.realpath(given), os.path.abspath(given)}:
+            if form and form != os.sep:
+                replacements.append((form, "$CNNKIT_DATA_DIR"))
+    home = os.path.expanduser("~").rstrip(os.sep)
+    if home and home != os.sep:
+        replacements.append((home, "~"))
+    for folder, name in sorted(replacements, key=lambda pair: -len(pair[0])):
+        text = re.sub(re.escape(folder) + r"(?=$|[/\\\s)'\"|,;:])", lambda _: name, text)
+    return text

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +18,16 @@ import pytest
 from cnnkit.checks import CheckFailed, hidden_inputs
 from cnnkit.checks import backward as checks
 
+ROOT = Path(__file__).resolve().parents[1]
+SOLUTIONS = sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))
 SEEDS = (None, 7, 31337)
+
+
+def _graded(path: Path) -> list[dict]:
+    """The graded check cells of a notebook: nbgrader metadata plus the cell's source."""
+    nb = json.loads(path.read_text())
+    return [{**c["metadata"]["nbgrader"], "source": "".join(c["source"])} for c in nb["cells"]
+            if c["metadata"].get("nbgrader", {}).get("grade")]
 
 
 def _failure(check, answer, seed) -> str:
@@ -135,3 +147,92 @@ def test_an_answer_that_crashes_or_returns_too_little_is_told_what_to_return(see
 
 def _raise(*args):
     raise NotImplementedError()
+
+
+# --------------------------------------------------------------------------- what the notebooks hold
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=[p.stem for p in SOLUTIONS])
+def test_every_exercise_asks_a_question_of_judgment(path):
+    quizzes = [c for c in _graded(path) if c["grade_id"].startswith("quiz_")]
+    assert quizzes, f"{path.name} has no quiz_ check"
+    for cell in quizzes:
+        assert cell["points"] == 1 and cell["source"].startswith("checks.check_quiz_"), cell
+    exercise = json.loads((ROOT / "exercises" / path.name).read_text())
+    blanks = ["".join(c["source"]) for c in exercise["cells"]
+              if c["metadata"].get("nbgrader", {}).get("grade_id", "").endswith("_answer")]
+    assert blanks and all(b.endswith("= None\nraise NotImplementedError()") for b in blanks), blanks
+
+
+def test_five_backward_checks_each_after_a_derivation_and_a_numerical_check():
+    found = {}
+    for path in SOLUTIONS:
+        cells = json.loads(path.read_text())["cells"]
+        for i, cell in enumerate(cells):
+            meta = cell["metadata"].get("nbgrader", {})
+            if not (meta.get("grade") and "backward" in meta["grade_id"]):
+                continue
+            found[meta["grade_id"]] = path.stem
+            derivation, answer, numerical = cells[i - 3], cells[i - 2], cells[i - 1]
+            assert derivation["cell_type"] == "markdown" and "$" in "".join(derivation["source"])
+            assert answer["metadata"]["nbgrader"]["solution"]
+            assert "ck.gradcheck.check_gradient" in "".join(numerical["source"])
+            assert "except NotImplementedError" in "".join(numerical["source"])
+    assert found == {"check_relu_backward": "01_convolution", "check_conv_backward": "01_convolution",
+                     "check_max_pool_backward": "02_pooling", "check_batch_norm_backward": "04_batchnorm_dropout",
+                     "check_dropout_backward": "04_batchnorm_dropout"}
+
+
+def _lesson_numbers() -> np.ndarray:
+    """Every decimal number the lessons' saved outputs print, in order."""
+    numbers = []
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        for cell in json.loads(path.read_text())["cells"]:
+            for out in cell.get("outputs", []):
+                text = "".join(out.get("text", "")) + "".join(out.get("data", {}).get("text/plain", ""))
+                numbers += [float(v) for v in re.findall(r"-?\d+\.\d*(?:e[-+]?\d+)?", text)]
+    return np.array(numbers)
+
+
+def _printed(numbers: np.ndarray, gradient) -> bool:
+    """Whether three consecutive values of ``gradient`` (each above 0.01 in size) appear in ``numbers``, rounded."""
+    flat = np.asarray(gradient, dtype=float).ravel()
+    windows = np.lib.stride_tricks.sliding_window_view(flat, 3) if flat.size >= 3 else flat[None, :]
+    big = windows[np.all(np.abs(windows) > 0.01, axis=1)]
+    if not big.size or numbers.size < big.shape[1]:
+        return False
+    printed = np.lib.stride_tricks.sliding_window_view(numbers, big.shape[1])
+    return bool(np.any(np.all(np.abs(printed - big[0]) < 6e-4, axis=1)))
+
+
+class _Recorder:
+    """A right answer that keeps every gradient it returns."""
+
+    def __init__(self, fn):
+        self.fn, self.results = fn, []
+
+    def __call__(self, *args):
+        result = self.fn(*args)
+        self.results += list(result) if isinstance(result, tuple) else [result]
+        return result
+
+
+def test_no_lesson_prints_a_visible_expected_gradient():
+    numbers = _lesson_numbers()
+    answers = [(checks.check_conv_backward, _conv_backward()), (checks.check_batch_norm_backward, _batch_norm_backward()),
+               (checks.check_max_pool_backward, _max_pool_backward("max")),
+               (checks.check_relu_backward, lambda dout, z: dout * (z > 0)),
+               (checks.check_dropout_backward, lambda dout, mask, rate: dout * mask / (1 - rate))]
+    for check, fn in answers:
+        recorder = _Recorder(fn)
+        _passes(check, recorder, None)
+        assert recorder.results
+        for gradient in recorder.results:
+            assert not _printed(numbers, gradient), f"a lesson prints an expected value of {check.__name__}"
+
+
+def test_the_leak_search_finds_a_printed_gradient():
+    gradient = np.random.default_rng(0).normal(size=(3, 4))
+    numbers = np.array([float(v) for v in re.findall(r"-?\d+\.\d*", str(np.round(gradient, 4)))])
+    assert _printed(np.concatenate([_lesson_numbers(), numbers]), gradient)
+    assert not _printed(_lesson_numbers(), gradient)

@@ -480,8 +480,9 @@ WHICH_IS_ADAM = Question(
     choices={"a": "path A", "b": "path B", "c": "path C"},
     answer="b",
     why="Adam divides each coordinate's step by the root of that coordinate's mean squared gradient, so its first "
-        "steps move both coordinates by about lr (0.3) however steep each direction is: a straight diagonal "
-        "line at 45 degrees, although the ravine is 20 times steeper across (y) than along (x).",
+        "steps move both coordinates by about lr (0.3) however steep each direction is: a straight line on "
+        "which x and y change by equal amounts (45 degrees in equal units), although the ravine is 20 times "
+        "steeper across (y) than along (x).",
     hints={
         "a": "Path A starts with short steps that grow and then swings in wide arcs: velocity building up and "
              "carrying the point past the valley floor. That is momentum.",

@@ -15,6 +15,7 @@ from cnnkit.checks import (
     NotABlock, _raised_name, block_model, case_rng, cases, expect_callable, fail, passed, unanswered,
 )
 from cnnkit.checks.parameters import finite_count
+from cnnkit.checks.quiz import Question, check_choice
 
 INPUT_SHAPE = (32, 32, 3)
 # Exercise 2: (name, Keras layer type, arguments); the model is built from this table
@@ -470,3 +471,36 @@ def check_inception_savings(params_naive, params_reduced) -> None:
                 f": the 3x3 sees only {c3r} channels and the 5x5 only {c5r}; add the four 1x1 convolutions"))
     passed(f"naive {naive:,} vs reduced {reduced:,}: the 1x1 reductions save {naive - reduced:,} parameters "
            f"({naive / reduced:.1f}x fewer)")
+
+
+# --------------------------------------------------------------------------- question of judgment
+
+ZERO_INIT = Question(
+    "Every weight and every bias of a small ReLU CNN (convolutions, then dense layers, a softmax output) is "
+    "initialised to exactly 0. What happens when it is trained with SGD on CIFAR-10?",
+    choices={
+        "a": "It trains normally, only more slowly at first",
+        "b": "Only the biases of the output layer ever change: the network learns the class frequencies and "
+             "nothing else",
+        "c": "The gradients explode at the first step",
+        "d": "Each filter learns a different feature, as after a random initialisation",
+    },
+    answer="b",
+    why="With zero weights every hidden pre-activation is 0, so every hidden ReLU outputs 0. A weight's gradient "
+        "is its input times the gradient arriving at its unit: the output layer's weights see inputs of 0, and "
+        "the hidden units receive the output gradient through zero weights (and ReLU's slope 0 at 0). Only the "
+        "output biases get a gradient, softmax minus one-hot, so they learn the class frequencies. A random "
+        "initialisation (He, Glorot) breaks this symmetry.",
+    hints={
+        "a": "Follow one hidden unit: pre-activation 0, output 0, and the gradient reaching it passes through the "
+             "next layer's weights, which are 0. Slow training would need some nonzero gradient there.",
+        "c": "Zero weights give zero activations and zero gradients: there is nothing to blow up.",
+        "d": "All filters of a layer start identical and receive identical (here zero) gradients: nothing can "
+             "make them differ.",
+    },
+)
+
+
+def check_quiz_zero_init(answer) -> None:
+    """What happens to a network whose weights all start at zero."""
+    check_choice(ZERO_INIT, answer)

@@ -16,6 +16,8 @@ import numpy as np
 from cnnkit.checks import (
     CheckFailed, _raised_name, call_answer, case_rng, cases, expect_callable, expect_shape, fail, passed, unanswered,
 )
+from cnnkit.checks.backward import check_batch_norm_backward, check_dropout_backward  # noqa: F401 (`checks`)
+from cnnkit.checks.quiz import Question, check_choice
 from cnnkit.normalization import batch_norm
 
 MOMENTUM, EPSILON = 0.9, 1e-3
@@ -307,3 +309,35 @@ def check_bn_parameters(bn_parameters, sample_model_params) -> None:
         fail(f"non_trainable = {non_trainable}, expected {expected[1]}: 2K per BN layer (K = 16 and K = 128)")
     passed(f"BN layers hold 2K trainable + 2K non-trainable weights; the sample model has {expected[0]:,} trainable "
            f"and {expected[1]:,} non-trainable")
+
+
+# --------------------------------------------------------------------------- question of judgment
+
+_RATE = 0.5
+DROPOUT_AT_TEST = Question(
+    f"A network was trained with inverted dropout at rate {_RATE} (in training, each unit is dropped with "
+    f"probability {_RATE} and the kept ones are divided by 1 - rate = {1 - _RATE:g}). What does that dropout layer "
+    "do to its input at test time?",
+    choices={
+        "a": f"Drops units at random with probability {_RATE} and divides the rest by {1 - _RATE:g}, as in training",
+        "b": "Nothing: every unit passes unchanged",
+        "c": f"Multiplies every activation by 1 - rate = {1 - _RATE:g}",
+        "d": f"Divides every activation by 1 - rate = {1 - _RATE:g}",
+    },
+    answer="b",
+    why="Dividing the kept units by (1 - rate) in training makes each unit's expected output equal to its plain "
+        "value; at test time the layer is therefore the identity, and predictions are deterministic.",
+    hints={
+        "a": "Random drops at test time make every prediction noisy; what training prepared the next layer for is "
+             "the expected value, which is the unchanged activation.",
+        "c": "That is the rule of the original, non-inverted dropout, which scales at test time; inverted dropout "
+             "already scaled in training, so scaling again would shrink every activation.",
+        "d": "The division by (1 - rate) compensates for the dropped units in training; with every unit present "
+             "it would inflate the activations.",
+    },
+)
+
+
+def check_quiz_dropout_at_test(answer) -> None:
+    """What inverted dropout does at test time."""
+    check_choice(DROPOUT_AT_TEST, answer)

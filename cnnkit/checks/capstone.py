@@ -12,6 +12,7 @@ import numpy as np
 from cnnkit.checks import (
     NotABlock, _raised_name, block_model, call_answer, case_rng, cases, expect_callable, fail, numeric_array, passed,
 )
+from cnnkit.checks.quiz import Question, check_choice
 
 # --------------------------------------------------------------------------- helpers
 
@@ -317,3 +318,34 @@ def check_flip_tta(flip_tta) -> None:
         fail("the rows sum to 2: divide the sum of the two probability arrays by 2")
     fail(f"flip_tta differs from (predict(x) + predict(x mirrored)) / 2; first row: got {np.round(got[0], 4)}, "
          f"expected {np.round(want[0], 4)}")
+
+
+# --------------------------------------------------------------------------- question of judgment
+
+OVERFITTING = Question(
+    "Your CIFAR-10 network reaches 99% training accuracy and 72% validation accuracy; over the last ten epochs "
+    "the training loss kept falling while the validation loss rose. What do you change first?",
+    choices={
+        "a": "Train for more epochs",
+        "b": "Regularise: data augmentation (random crops and flips), weight decay or dropout, and keep the "
+             "weights of the epoch with the best validation loss",
+        "c": "Make the network wider and deeper",
+        "d": "Raise the learning rate",
+    },
+    answer="b",
+    why="The gap between training and validation, with validation loss rising, is overfitting: the network "
+        "memorises the training images. Augmentation shows it new variants of them, weight decay and dropout "
+        "limit what it can memorise, and early stopping keeps the best epoch.",
+    hints={
+        "a": "Validation loss is already rising: more epochs widen the gap between training and validation.",
+        "c": "A bigger network memorises more easily; capacity is not what is missing when training accuracy "
+             "is 99%.",
+        "d": "The training loss is already low; a higher learning rate makes training less stable and does not "
+             "address the gap (it is a tool against underfitting).",
+    },
+)
+
+
+def check_quiz_overfitting(answer) -> None:
+    """What to change first when training accuracy is high and validation accuracy low."""
+    check_choice(OVERFITTING, answer)

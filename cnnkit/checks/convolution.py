@@ -15,6 +15,8 @@ import numpy as np
 from cnnkit.checks import (
     call_answer, case_rng, cases, expect_array, expect_callable, expect_shape, fail, passed, unanswered,
 )
+from cnnkit.checks.backward import check_conv_backward, check_relu_backward  # noqa: F401 (the notebook's `checks`)
+from cnnkit.checks.quiz import Question, check_choice
 from cnnkit.conv import conv2d, output_size, same_padding
 
 # The exercise's 5x5 image (the tutorial's) and an asymmetric 3x3 kernel: with
@@ -280,3 +282,29 @@ def check_conv_layer(fn) -> None:
         expect_array(where, got, expected, rtol=1e-5, atol=1e-6)
     strides = " and ".join(str(stride) for stride in sorted({c[2] for c in table}))
     passed(f"conv_forward matches cnnkit.conv.conv2d (and so tf.nn.conv2d) with stride {strides}")
+
+
+# --------------------------------------------------------------------------- question of judgment
+
+_N, _F = 32, 7
+PADDING = Question(
+    f"A {_F}x{_F} convolution with stride 1 must keep a {_N}x{_N} feature map at {_N}x{_N}, so that a residual "
+    "block can add its input back to its output. How many zeros of padding go on each side?",
+    choices={"a": "0 ('valid')", "b": f"{(_F - 1) // 2}", "c": f"{_F - 1}", "d": f"{_F}"},
+    answer="b",
+    why=f"(n + 2p - f) / s + 1 = {_N} + 2p - {_F} + 1 equals {_N} exactly when 2p = f - 1 = {_F - 1}: "
+        f"p = {(_F - 1) // 2} on each side, which is what 'same' padding adds for an odd kernel and stride 1.",
+    hints={
+        "a": f"Without padding a {_F}-wide kernel fits {_N} - {_F} + 1 = {output_size(_N, _F, 1, 0)} times: "
+             f"the map shrinks by f - 1 = {_F - 1} cells per axis.",
+        "c": f"{_F - 1} is the total, f - 1; it is split between the two sides (the formula adds 2p), giving "
+             f"{output_size(_N, _F, 1, _F - 1)} positions.",
+        "d": f"With p = {_F} the output has {_N} + {2 * _F} - {_F} + 1 = {output_size(_N, _F, 1, _F)} positions: "
+             "larger than the input.",
+    },
+)
+
+
+def check_quiz_padding(answer) -> None:
+    """The padding that keeps the size under a 7x7 kernel with stride 1."""
+    check_choice(PADDING, answer)

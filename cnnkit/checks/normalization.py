@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnnkit.checks import call_answer, case_rng, cases, expect_callable, expect_shape, fail, passed, unanswered
+from cnnkit.checks.quiz import Question, check_choice
 from cnnkit.normalization import StandardScaler, detect_leak
 
 
@@ -177,3 +178,35 @@ def check_spot_the_leak(leaky_pipelines, pipelines: dict) -> None:
              "x_train?), and does every split get the same transform with those training numbers?")
     detail = "; ".join(f"{name}: {verdicts[name].explain()}" for name in sorted(truth))
     passed(f"exactly {sorted(truth)} leak -- {detail}")
+
+
+# --------------------------------------------------------------------------- question of judgment
+
+DEPLOYMENT = Question(
+    "A classifier was trained on images standardised with the training split's per-channel mean and standard "
+    "deviation. It is now deployed, and photos arrive one at a time. What do you subtract from each photo and "
+    "divide it by?",
+    choices={
+        "a": "That photo's own per-channel mean and standard deviation",
+        "b": "The training split's per-channel mean and standard deviation, saved with the model",
+        "c": "The mean and standard deviation of the test split",
+        "d": "Nothing: a trained network copes with raw pixels",
+    },
+    answer="b",
+    why="The network's weights were fitted to inputs transformed by one fixed map, x -> (x - mean) / std with the "
+        "training numbers; every later input must go through the same map with the same numbers, so those "
+        "statistics are part of the model and ship with it.",
+    hints={
+        "a": "That changes the map from photo to photo: a dark and a bright photo of the same scene come out "
+             "alike, inputs no longer mean what they meant in training, and a flat photo has a std near 0.",
+        "c": "At deployment there is no test split; and statistics of the test split let test data shape the "
+             "preprocessing, which leaks it into the evaluation.",
+        "d": "The weights were fitted to standardised inputs near 0 with spread 1; raw pixels 0..255 are on a scale "
+             "the network never saw.",
+    },
+)
+
+
+def check_quiz_deployment(answer) -> None:
+    """Which statistics standardise inputs once the model is deployed."""
+    check_choice(DEPLOYMENT, answer)

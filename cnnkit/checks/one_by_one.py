@@ -13,6 +13,8 @@ import numpy as np
 
 from cnnkit.checks import call_answer, case_rng, cases, expect_callable, expect_shape, fail, passed
 from cnnkit.checks.parameters import finite_count
+from cnnkit.checks.quiz import Question, check_choice
+from cnnkit.params_formulas import conv_madds
 
 # (H, W, C_in, K): the last is square (C_in == K) so that a transposed weight matrix shows
 ONE_BY_ONE_CASES = ((4, 5, 3, 2), (1, 1, 6, 4), (7, 3, 8, 16), (5, 5, 4, 4))
@@ -156,3 +158,37 @@ def check_bottleneck_cost(bottleneck_cost) -> None:
             hint = hints.get(madds, "")
             fail(f"{name}: {madds:,} multiply-adds, expected {exp_madds:,}" + (f": {hint}" if hint else ""))
     passed(f"bottleneck_cost matches Keras and cnnkit.params on {len(table)} bottlenecks")
+
+
+# --------------------------------------------------------------------------- question of judgment
+
+_HW, _C, _MID = 16, 256, 64
+_DIRECT = conv_madds(3, _C, _C, (_HW, _HW))
+_BOTTLENECK = conv_madds(1, _C, _MID, (_HW, _HW)) + conv_madds(3, _MID, _MID, (_HW, _HW)) + conv_madds(1, _MID, _C, (_HW, _HW))
+CHEAPER_LAYOUT = Question(
+    f"A {_HW}x{_HW}x{_C} feature map becomes {_HW}x{_HW}x{_C} again. Layout A: one 3x3 convolution, {_C} -> {_C} "
+    f"channels. Layout B (ResNet's bottleneck): a 1x1 convolution {_C} -> {_MID}, a 3x3 convolution {_MID} -> {_MID}, "
+    f"a 1x1 convolution {_MID} -> {_C}. Which needs fewer multiply-adds (biases aside)?",
+    choices={
+        "a": "A: one layer does less work than three",
+        "b": f"B, about {_DIRECT / _BOTTLENECK:.1f} times fewer",
+        "c": "Neither: both map the same input shape to the same output shape, so they cost the same",
+        "d": "B, but only by about a third: its three layers add up",
+    },
+    answer="b",
+    why=f"Per output position A costs 3 x 3 x {_C} x {_C} = {_DIRECT // _HW ** 2:,}; B costs {_C} x {_MID} + "
+        f"3 x 3 x {_MID} x {_MID} + {_MID} x {_C} = {_BOTTLENECK // _HW ** 2:,}. Over the {_HW}x{_HW} positions: "
+        f"{_DIRECT:,} against {_BOTTLENECK:,}. The 3x3 work is done on {_MID} channels instead of {_C}.",
+    hints={
+        "a": "Count the work, not the layers: a 3x3 convolution pairs every input channel with every output "
+             f"channel, {_C} x {_C} pairs nine times over.",
+        "c": f"The cost depends on the channels inside: B's 3x3 convolution pairs {_MID} x {_MID} channels, "
+             f"{(_C // _MID) ** 2} times fewer than A's {_C} x {_C}.",
+        "d": "Add the three layers' costs per position and compare with 3 x 3 x 256 x 256: the 1x1 layers are cheap.",
+    },
+)
+
+
+def check_quiz_cheaper_layout(answer) -> None:
+    """Which of two layouts costs fewer multiply-adds."""
+    check_choice(CHEAPER_LAYOUT, answer)

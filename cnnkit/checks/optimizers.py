@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from cnnkit.checks import call_answer, case_rng, cases, expect_callable, expect_shape, fail, passed, unanswered
+from cnnkit.checks.quiz import Question, check_choice
 
 KINDS = ("minimum", "maximum", "saddle", "degenerate")
 
@@ -446,3 +447,51 @@ def check_updates_per_epoch(updates_per_epoch) -> None:
                 hint = "one update per batch: count how many batches of size b cover n examples"
             fail(f"updates_per_epoch({n}, {b}) is {got}, expected {expected}: {hint}")
     passed("updates_per_epoch counts batch GD (1), SGD (n) and mini-batch (ceil(n / b)) updates correctly")
+
+
+# --------------------------------------------------------------------------- question of judgment
+
+# the three optimizers of the figure, by the letter it labels their path with
+QUIZ_PATHS = {"A": ("momentum", 0.09, {"beta": 0.9}), "B": ("adam", 0.3, {}), "C": ("gd", 0.09, {})}
+QUIZ_START, QUIZ_STEPS, QUIZ_CONDITION = (-4.0, 1.0), 30, 20.0
+
+
+def quiz_paths() -> dict:
+    """The figure's paths: ``QUIZ_STEPS`` steps of each optimizer of ``QUIZ_PATHS`` on the ravine, from ``QUIZ_START``."""
+    from cnnkit import landscapes, optim
+
+    fn = landscapes.ravine(QUIZ_CONDITION)
+    return {label: optim.minimize(optim.make(name, lr, **kwargs), fn.gradient, np.array(QUIZ_START), QUIZ_STEPS)
+            for label, (name, lr, kwargs) in QUIZ_PATHS.items()}
+
+
+def draw_quiz_paths():
+    """Contour plot of the ravine with the three unnamed paths of :func:`quiz_paths`; returns the Figure."""
+    from cnnkit import landscapes
+
+    return landscapes.contour_plot(landscapes.ravine(QUIZ_CONDITION), quiz_paths(),
+                                   title=f"{QUIZ_STEPS} steps of three optimizers from {QUIZ_START}")
+
+
+WHICH_IS_ADAM = Question(
+    f"The figure shows {QUIZ_STEPS} steps of three optimizers from the same start (open circle) on the ravine "
+    f"f = (x^2 + {QUIZ_CONDITION:g} y^2) / 2: plain gradient descent (lr 0.09), momentum (lr 0.09, beta 0.9) and "
+    "Adam (lr 0.3), in some order. Which path is Adam's?",
+    choices={"a": "path A", "b": "path B", "c": "path C"},
+    answer="b",
+    why="Adam divides each coordinate's step by the root of that coordinate's mean squared gradient, so its first "
+        "steps move both coordinates by about lr (0.3) however steep each direction is: a straight line on "
+        "which x and y change by equal amounts (45 degrees in equal units), although the ravine is 20 times "
+        "steeper across (y) than along (x).",
+    hints={
+        "a": "Path A starts with short steps that grow and then swings in wide arcs: velocity building up and "
+             "carrying the point past the valley floor. That is momentum.",
+        "c": "Path C jumps across the ravine and back at every step, by a step proportional to the steep y-slope "
+             "(lr x 20 y), while crawling along x: plain gradient descent.",
+    },
+)
+
+
+def check_quiz_which_is_adam(answer) -> None:
+    """Which optimizer path on the ravine is Adam's."""
+    check_choice(WHICH_IS_ADAM, answer)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from cnnkit.checks import call_answer, cases, expect_callable, expect_count, fail, passed, unanswered
+from cnnkit.checks.quiz import Question, check_choice
+from cnnkit.params_formulas import conv_params, dense_params
 
 # (F, C_in, K, bias) configurations a conv-count function is tried on
 CONV_CASES = ((3, 1, 16, True), (3, 8, 32, True), (5, 16, 8, False), (1, 64, 32, True), (7, 3, 64, False))
@@ -221,3 +223,31 @@ def check_model_walk(answer) -> None:
                 hint = f": a {row.layer_type} layer has no weights"
             fail(f"walk[{i}] ({row.name}, {row.layer_type}): {got:,} parameters, expected {row.total:,}{hint}")
     passed(f"all {len(rows)} layers: shapes and parameter counts match Keras ({sum(r.total for r in rows):,} in total)")
+
+
+# --------------------------------------------------------------------------- question of judgment
+
+_CONV2 = conv_params(3, 32, 64)
+_DENSE1 = dense_params(8 * 8 * 64, 256)
+_DENSE2 = dense_params(256, 10)
+BIGGEST_LAYER = Question(
+    "On 32x32x3 inputs: Conv2D(32, 3x3, 'same') -> MaxPooling2D(2) -> Conv2D(64, 3x3, 'same') -> MaxPooling2D(2) "
+    "-> Flatten -> Dense(256) -> Dense(10). Which layer holds the most parameters?",
+    choices={"a": "the second Conv2D (64 filters)", "b": "Dense(256)", "c": "Dense(10)",
+             "d": "the second MaxPooling2D, which sees the largest number of values"},
+    answer="b",
+    why=f"Flatten hands Dense(256) 8 x 8 x 64 = {8 * 8 * 64:,} values, each connected to 256 units: "
+        f"{_DENSE1:,} parameters, against {_CONV2:,} for the second convolution and {_DENSE2:,} for Dense(10). "
+        "The first dense layer after Flatten usually dominates a small CNN; pooling more, or global average "
+        "pooling, shrinks it.",
+    hints={
+        "a": f"3 x 3 x 32 x 64 + 64 = {_CONV2:,}: many filters, but each is small and shared over all positions.",
+        "c": f"(256 + 1) x 10 = {_DENSE2:,}: only ten outputs.",
+        "d": "Pooling takes a maximum; it has no weights at all.",
+    },
+)
+
+
+def check_quiz_biggest_layer(answer) -> None:
+    """Which layer of a small CNN holds the most parameters."""
+    check_choice(BIGGEST_LAYER, answer)

@@ -13,7 +13,9 @@ import numbers
 import numpy as np
 
 from cnnkit.checks import case_rng, cases, expect_array, expect_callable, fail, passed, unanswered
+from cnnkit.checks.backward import check_max_pool_backward  # noqa: F401 (the notebook's `checks`)
 from cnnkit.checks.convolution import _as_array, _call, whole_number
+from cnnkit.checks.quiz import Question, check_choice
 from cnnkit.conv import conv_spec, pool_spec, trace_shapes
 from cnnkit.pooling import avg_pool2d, max_pool2d, pool_output_size
 
@@ -239,3 +241,44 @@ def check_flatten_size(n_features) -> None:
     if n_features != expected:
         fail(f"n_features is {n_features}, expected H * W * C of the last layer's output")
     passed(f"Flatten gives {expected} values")
+
+
+# --------------------------------------------------------------------------- question of judgment
+
+_SIZE, _STRIDE, _WIDTH = 3, 2, 9
+_STARTS = list(range(0, _WIDTH - _SIZE + 1, _STRIDE))  # first column of each window
+
+
+def _windows_seeing(column: int) -> list[int]:
+    return [j for j, start in enumerate(_STARTS) if start <= column < start + _SIZE]
+
+
+SHIFT = Question(
+    f"A {_WIDTH}x{_WIDTH} one-channel image is black except for one bright pixel. It goes through a "
+    f"{_SIZE}x{_SIZE} max pool with stride {_STRIDE} ({len(_STARTS)}x{len(_STARTS)} output). The pixel moves one "
+    "column to the right. What happens to the pooled output?",
+    choices={
+        "a": "Nothing, wherever the pixel is: max pooling makes the output invariant to one-pixel shifts",
+        "b": "The bright output moves one column to the right too",
+        "c": "It depends on the pixel's column: the windows overlap, so the pixel lights one or two output "
+             "columns, and a one-pixel move can add one, remove one, or change nothing",
+        "d": "The bright value can disappear from the output",
+    },
+    answer="c",
+    why=f"The windows start at columns {_STARTS} and are {_SIZE} wide. A pixel in column 2 lights output "
+        f"columns {_windows_seeing(2)}; moved to column 3 it lights {_windows_seeing(3)}; moved to column 4, "
+        f"{_windows_seeing(4)}. Pooling makes the output robust to small shifts, not invariant to them.",
+    hints={
+        "a": f"Follow the pixel from column 2 to column 3: column 2 lies in windows {_windows_seeing(2)}, "
+             f"column 3 only in {_windows_seeing(3)}.",
+        "b": f"The output has about half the resolution (stride {_STRIDE}): one input column is half an output "
+             "column, so the output cannot follow every one-pixel move.",
+        "d": f"Here the windows cover every column (0 to {_STARTS[-1] + _SIZE - 1}) and a max keeps the bright value "
+             "of every window that contains it.",
+    },
+)
+
+
+def check_quiz_shift(answer) -> None:
+    """What a 3x3, stride-2 max pool does with a one-pixel shift."""
+    check_choice(SHIFT, answer)

@@ -26,6 +26,7 @@ import contextlib
 import io
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -171,6 +172,8 @@ def solution_namespace(solution, where: str) -> dict:
         _, error = _run_quietly(exec, code, namespace)
         if error is not None:
             raise PlanError(f"{where}, cell {i} failed while planning: {type(error).__name__}: {error}")
+    if "matplotlib.pyplot" in sys.modules:  # figures the solution drew are not needed here
+        sys.modules["matplotlib.pyplot"].close("all")
     return namespace
 
 

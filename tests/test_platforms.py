@@ -212,9 +212,10 @@ LOCAL_ONLY = {"jupyterlab", "nbval", "pytest"}
 
 
 def _installed(python: Path) -> dict[str, str]:
-    out = subprocess.run([str(python), "-c", "import importlib.metadata as m\n"
+    # -I: not the current folder (a checkout installed in editable mode holds cnnkit.egg-info there)
+    out = subprocess.run([str(python), "-I", "-c", "import importlib.metadata as m\n"
                           "for d in m.distributions(): print(d.metadata['Name'].lower(), d.version)"],
-                         capture_output=True, text=True, check=True).stdout
+                         capture_output=True, text=True, check=True, cwd=python.parent).stdout
     return dict(line.split(" ", 1) for line in out.splitlines())
 
 

@@ -181,7 +181,7 @@ def test_a_class_of_attacks_scores_zero(tmp_path):
     grades = {Path(g["notebook"]).stem.split("_", 2)[-1]: g for g in json.loads(written)["grades"]}
     report = proc.stdout[-6000:]
 
-    assert grades["solution"]["total"] == grades["solution"]["max_total"] == 10, report
+    assert grades["solution"]["total"] == grades["solution"]["max_total"] > 0, report
     assert grades["zhalf"]["total"] == 3, report
     for name in [*ATTACKS, "path_exercise", "selfref", "long_name", "odd_grade_id", "zzblank"]:
         assert grades[name]["total"] == 0, f"{name} scored {grades[name]['total']}\n{report}"

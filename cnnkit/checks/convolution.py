@@ -19,8 +19,9 @@ from cnnkit.checks.backward import check_conv_backward, check_relu_backward  # n
 from cnnkit.checks.quiz import Question, check_choice
 from cnnkit.conv import conv2d, output_size, same_padding
 
-# The exercise's 5x5 image (the tutorial's) and an asymmetric 3x3 kernel: with
-# it, forgetting that CNNs do not flip the kernel changes the answer.
+# The exercise's 5x5 image (the tutorial's) and a 3x3 kernel without any symmetry (not the
+# lesson's Sobel filter, whose result the lesson prints): flipping it, rotating it or swapping
+# its rows and columns all change the answer.
 EXERCISE_IMAGE = np.array([
     [1, 1, 1, 0, 0],
     [0, 1, 1, 1, 0],
@@ -29,9 +30,9 @@ EXERCISE_IMAGE = np.array([
     [0, 1, 1, 0, 0],
 ], dtype=float)
 EXERCISE_KERNEL = np.array([
-    [1, 0, -1],
-    [2, 0, -2],
-    [1, 0, -1],
+    [1, 2, 0],
+    [0, 1, -1],
+    [-1, 0, -2],
 ], dtype=float)
 
 # (n, f, stride, padding): includes strides that do not divide n + 2p - f

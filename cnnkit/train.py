@@ -11,7 +11,8 @@ Writes into ``--out``:
 * ``metrics.json`` -- ``test_accuracy`` (with flip test-time augmentation when the recipe
   asks for it), ``test_accuracy_plain``, ``train_seconds``, ``train_cpu_seconds``,
   ``epochs``, ``recipe``, ``dataset``, per-class accuracy, the history, the training
-  split's mean and std, load averages and versions;
+  split's mean and std, load averages, versions and the machine (CPU model, the devices
+  TensorFlow trained on, the precision policy);
 * ``curves.png`` (loss and accuracy per epoch), ``learning_rate.png``, ``confusion.png``.
 
 ``--out`` is checked before any data is loaded: its missing parent folders are created,
@@ -218,6 +219,26 @@ def _progress_callback(total_epochs: int):
     return EpochLine()
 
 
+def _cpu_model() -> str:
+    """The processor's model name (Linux' /proc/cpuinfo; the platform's word elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+def _machine(tf, keras) -> dict:
+    """What the run trained on: CPU model, TensorFlow's devices, Keras' precision policy."""
+    devices = [d.name for d in tf.config.list_logical_devices()]
+    return {"cpu": _cpu_model(), "devices": devices, "device_count": len(devices),
+            "precision": keras.mixed_precision.global_policy().name}
+
+
 def run(args) -> dict:
     """Train, evaluate and write everything; returns the metrics. Raises on failure (nothing moved into --out).
 
@@ -293,6 +314,7 @@ def _train_into(args, out: Path, staging: Path) -> dict:
         "load_average_before": [round(v, 2) for v in load_before],
         "load_average_after": [round(v, 2) for v in load_after],
         "cpu_count": os.cpu_count(),
+        "machine": _machine(tf, keras),
         "versions": {"cnnkit": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
                      "numpy": np.__version__},
         "command": sys.argv,

@@ -470,6 +470,9 @@ def test_cli_fast_offline_run_writes_model_metrics_and_figures(tmp_path):
     assert metrics["recipe"] == "quick" and metrics["dataset"] == "offline" and metrics["epochs"] == 1
     assert 0.0 <= metrics["test_accuracy"] <= 1.0 and metrics["train_seconds"] > 0
     assert metrics["normalization"]["fitted_on"] == "training split"
+    machine = metrics["machine"]
+    assert machine["cpu"] and machine["precision"] == "float32"
+    assert machine["device_count"] == len(machine["devices"]) >= 1 and "CPU" in machine["devices"][0]
     assert _leftovers(tmp_path) == []
     model = T.load_model(out / "model.keras")
     assert model.output_shape == (None, 10)

@@ -14,11 +14,9 @@ computed in float64. The derivative functions take the *pre-activation* z.
 """
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
-from cnnkit._validate import as_float_array
+from cnnkit._validate import as_float_array, probability
 
 __all__ = ["relu", "relu_grad", "leaky_relu", "leaky_relu_grad", "sigmoid", "sigmoid_grad",
            "tanh", "tanh_grad", "ACTIVATIONS"]
@@ -37,9 +35,7 @@ def relu_grad(z):
 
 
 def _alpha(alpha) -> float:
-    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 <= alpha < 1:
-        raise ValueError(f"alpha must be a number in [0, 1), got {alpha!r}")
-    return float(alpha)
+    return probability(alpha, "alpha (the slope for z <= 0)")
 
 
 def leaky_relu(z, alpha: float = 0.01):

@@ -39,63 +39,57 @@ The two momentum forms trace the same path when the Keras learning rate is
 ``(1 - beta)`` times the tutorial's; Keras' Adam equals the tutorial's Adam
 run with a step-dependent epsilon, ``eps / sqrt(1 - b2^t)``.
 
-:func:`minimize` runs an optimizer on a gradient function and returns the path.
+:func:`minimize` runs an optimizer on a gradient function and returns the path;
+:func:`keras_path` (from :mod:`cnnkit.optim_keras`, imported on first use so
+that this module stays numpy-only) runs a ``keras.optimizers`` optimizer the
+same way, for comparison.
 """
 from __future__ import annotations
 
-import math
-import numbers
 from typing import Callable
 
 import numpy as np
 
-from cnnkit._validate import as_float_array, positive_int
+from cnnkit._validate import (
+    as_float_array,
+    boolean,
+    non_negative_int,
+    one_of,
+    positive_int,
+    probability,
+    real,
+)
 
 FORMS = ("tutorial", "keras")
+
+
+def __getattr__(name: str):
+    if name == "keras_path":  # imports Keras: loaded when a lesson first asks for it
+        from cnnkit.optim_keras import keras_path
+
+        globals()[name] = keras_path
+        return keras_path
+    raise AttributeError(f"module 'cnnkit.optim' has no attribute {name!r}")
 
 
 # --------------------------------------------------------------------------- argument checks
 
 
-def _real(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    return value
-
-
 def _learning_rate(lr) -> float:
-    lr = _real(lr, "lr")
-    if lr <= 0:
-        raise ValueError(f"lr (the learning rate) must be > 0, got {lr}")
-    return lr
+    return real(lr, "lr (the learning rate)", low=0, low_open=True)
 
 
 def _decay(value, name: str) -> float:
-    value = _real(value, name)
-    if not 0 <= value < 1:
-        raise ValueError(f"{name} must be in [0, 1), got {value}")
-    return value
+    return probability(value, f"{name} (a decay rate)")
 
 
 def _epsilon(value) -> float:
-    value = _real(value, "epsilon")
-    if value < 0:
-        raise ValueError(f"epsilon must be >= 0 (a small positive number such as 1e-7), got {value}")
-    return value
+    return real(value, "epsilon (a small number such as 1e-7 that keeps the division finite)", low=0)
 
 
 def keras_float(value: float) -> float:
     """``value`` rounded to float32, as Keras holds it (learning rate) or casts it (momentum, beta powers)."""
     return float(np.float32(value))
-
-
-def _form(form) -> str:
-    if form not in FORMS:
-        raise ValueError(f"form must be one of {FORMS}, got {form!r}")
-    return form
 
 
 # --------------------------------------------------------------------------- optimizers
@@ -132,13 +126,12 @@ class Optimizer:
         v <- beta * 1 + (1 - beta) g. The names are those of :meth:`state`
         (``v`` for Momentum and RMSProp; ``m`` and ``v`` for Adam).
         """
-        if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 0:
-            raise ValueError(f"t (steps already taken) must be an int >= 0, got {t!r}")
+        t = non_negative_int(t, "t (steps already taken)")
         unknown = set(arrays) - set(self.STATE_NAMES)
         if unknown:
             raise ValueError(f"{type(self).__name__} keeps {sorted(self.STATE_NAMES) or 'no running averages'}, "
                              f"got {sorted(unknown)}")
-        state: dict = {"t": int(t)}
+        state: dict = {"t": t}
         shapes = set()
         for name, value in arrays.items():
             arr = as_float_array(value, name).copy()
@@ -191,7 +184,7 @@ class GD(Optimizer):
 
     def __init__(self, lr: float, form: str = "tutorial"):
         super().__init__(lr)
-        self.form = _form(form)
+        self.form = one_of(form, "form", FORMS)
 
     def _update(self, w, g, state):
         lr = keras_float(self.lr) if self.form == "keras" else self.lr
@@ -222,13 +215,12 @@ class Momentum(Optimizer):
     def __init__(self, lr: float, beta: float = 0.9, form: str = "tutorial", nesterov: bool = False):
         super().__init__(lr)
         self.beta = _decay(beta, "beta")
-        self.form = _form(form)
-        if not isinstance(nesterov, (bool, np.bool_)):
-            raise TypeError(f"nesterov must be True or False, got {nesterov!r}")
+        self.form = one_of(form, "form", FORMS)
+        nesterov = boolean(nesterov, "nesterov")
         if nesterov and self.form != "keras":
             raise ValueError("nesterov=True is only available with form='keras' (Keras' SGD update); "
                              f"got form={self.form!r}")
-        self.nesterov = bool(nesterov)
+        self.nesterov = nesterov
 
     def _update(self, w, g, state):
         v = state.get("v", np.zeros_like(w))
@@ -266,7 +258,7 @@ class RMSProp(Optimizer):
         super().__init__(lr)
         self.rho = _decay(rho, "rho")
         self.epsilon = _epsilon(epsilon)
-        self.form = _form(form)
+        self.form = one_of(form, "form", FORMS)
 
     def _update(self, w, g, state):
         v = state.get("v", np.zeros_like(w))
@@ -305,7 +297,7 @@ class Adam(Optimizer):
         self.beta1 = _decay(beta1, "beta1")
         self.beta2 = _decay(beta2, "beta2")
         self.epsilon = _epsilon(epsilon)
-        self.form = _form(form)
+        self.form = one_of(form, "form", FORMS)
 
     def _update(self, w, g, state):
         t = state["t"]
@@ -320,10 +312,10 @@ class Adam(Optimizer):
             new = w - self.lr * m_hat / (np.sqrt(v_hat) + self.epsilon)
         else:
             # scalars in the weights' dtype, as Keras computes them (float32 weights: float32 scalars)
-            real = w.dtype.type
-            b1_power = real(keras_float(b1)) ** real(t)
-            b2_power = real(keras_float(b2)) ** real(t)
-            alpha = real(keras_float(self.lr)) * np.sqrt(real(1) - b2_power) / (real(1) - b1_power)
+            scalar = w.dtype.type
+            b1_power = scalar(keras_float(b1)) ** scalar(t)
+            b2_power = scalar(keras_float(b2)) ** scalar(t)
+            alpha = scalar(keras_float(self.lr)) * np.sqrt(scalar(1) - b2_power) / (scalar(1) - b1_power)
             m = m + (g - m) * (1 - b1)
             v = v + (np.square(g) - v) * (1 - b2)
             new = w - (m * alpha) / (np.sqrt(v) + self.epsilon)
@@ -381,21 +373,3 @@ def make(name: str, lr: float, form: str = "tutorial", **kwargs) -> Optimizer:
     if key == "adam":
         return Adam(lr, form=form, **kwargs)
     raise ValueError(f"unknown optimizer {name!r}; expected one of 'gd', 'momentum', 'nesterov', 'rmsprop', 'adam'")
-
-
-def keras_path(keras_optimizer, grad_fn: Callable, w0, steps: int, dtype: str = "float64") -> np.ndarray:
-    """Apply a ``keras.optimizers`` optimizer to a ``keras.Variable`` holding ``w0``; return its path.
-
-    Gradients come from ``grad_fn`` in numpy, exactly as for :func:`minimize`,
-    so the two paths can be compared step by step. Shape ``(steps + 1, *w0.shape)``.
-    """
-    import keras
-
-    steps = positive_int(steps, "steps")
-    var = keras.Variable(np.asarray(w0, dtype=dtype), dtype=dtype)
-    path = [np.array(var.numpy())]
-    for _ in range(steps):
-        grad = np.asarray(grad_fn(np.array(var.numpy())), dtype=dtype)
-        keras_optimizer.apply_gradients([(keras.ops.convert_to_tensor(grad, dtype=dtype), var)])
-        path.append(np.array(var.numpy()))
-    return np.stack(path)

@@ -82,9 +82,19 @@ def test_non_numeric_input_raises(fn, bad, message):
         fn(bad)
 
 
-@pytest.mark.parametrize("alpha", [-0.1, 1.0, 2, "0.1", True])
-def test_leaky_relu_rejects_bad_alpha(alpha):
-    with pytest.raises(ValueError, match=r"alpha must be a number in \[0, 1\)"):
+@pytest.mark.parametrize("alpha", [-0.1, 1.0, 2, float("nan")])
+def test_leaky_relu_rejects_alpha_out_of_range(alpha):
+    message = rf"alpha \(the slope for z <= 0\) must be a number in \[0, 1\), got {alpha!r}"
+    with pytest.raises(ValueError, match=message):
         act.leaky_relu(np.ones(3), alpha)
-    with pytest.raises(ValueError, match=r"alpha must be a number in \[0, 1\)"):
+    with pytest.raises(ValueError, match=message):
+        act.leaky_relu_grad(np.ones(3), alpha)
+
+
+@pytest.mark.parametrize("alpha", ["0.1", True, None])
+def test_leaky_relu_rejects_alpha_that_is_not_a_number(alpha):
+    message = rf"alpha \(the slope for z <= 0\) must be a number, got {alpha!r}"
+    with pytest.raises(TypeError, match=message):
+        act.leaky_relu(np.ones(3), alpha)
+    with pytest.raises(TypeError, match=message):
         act.leaky_relu_grad(np.ones(3), alpha)

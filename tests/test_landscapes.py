@@ -92,7 +92,7 @@ def test_points_must_have_two_coordinates():
 
 
 def test_parameters_checked():
-    with pytest.raises(ValueError, match="condition must be > 0, got -3.0"):
+    with pytest.raises(ValueError, match=r"condition must be a number in \(0, inf\), got -3"):
         L.ravine(-3)
     with pytest.raises(ValueError, match=r"bounds must be \(\(x_min, x_max\), \(y_min, y_max\)\)"):
         L.bowl().grid(5, bounds=(1, 2))
@@ -292,7 +292,7 @@ def test_loss_slice_argument_checks(tiny_model):
     model, x, y = tiny_model
     with pytest.raises(ValueError, match=r"y must have shape \(40,\) to match x, got \(39,\)"):
         L.loss_slice(model, x, y[:-1], steps=3)
-    with pytest.raises(ValueError, match="span must be > 0, got 0.0"):
+    with pytest.raises(ValueError, match=r"span must be a number in \(0, inf\), got 0"):
         L.loss_slice(model, x, y, steps=3, span=0)
 
 
@@ -303,3 +303,18 @@ def test_loss_line_uses_the_first_slice_direction(tiny_model):
     np.testing.assert_allclose(alpha, sl.alpha)
     np.testing.assert_allclose(loss, sl.loss[:, 1], rtol=1e-5)  # beta = 0 column of the slice
     np.testing.assert_allclose(error, sl.error[:, 1])
+
+
+def test_keras_functions_are_reached_through_landscapes_only_on_first_use():
+    """``L.loss_slice`` is cnnkit.loss_slices' function, imported when first asked for; unknown names still fail."""
+    import subprocess
+    import sys
+
+    code = ("import sys, cnnkit.landscapes as L; before = 'keras' in sys.modules; "
+            "import cnnkit.loss_slices as S; "
+            "print(before, L.loss_slice is S.loss_slice, L.loss_line is S.loss_line, L.LossSlice is S.LossSlice, "
+            "'loss_slice' in dir(L))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True", "True", "True", "True"]
+    with pytest.raises(AttributeError, match="cnnkit.landscapes.*no attribute 'loss_surface'"):
+        L.loss_surface  # noqa: B018

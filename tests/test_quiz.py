@@ -36,3 +36,14 @@ def test_questions_are_checked_when_written():
         Question("?", choices={"a": "x"}, answer="b", why="")
     with pytest.raises(ValueError, match="hints for choices that do not exist"):
         Question("?", choices={"a": "x"}, answer="a", why="", hints={"z": "?"})
+
+
+def test_relabelling_moves_answer_and_hints_together(capsys):
+    moved = Q.relabelled("cab")   # a -> c, b -> a, c -> b
+    assert list(moved.choices) == ["a", "b", "c"] and moved.choices["a"] == "4" and moved.answer == "a"
+    assert moved.hints == {"c": "One short.", "b": "One over."}
+    check_choice(moved, "a")
+    with pytest.raises(CheckFailed, match="One short"):
+        check_choice(moved, "c")
+    with pytest.raises(ValueError, match="each of the letters abc once"):
+        Q.relabelled("aab")

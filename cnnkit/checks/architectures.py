@@ -52,7 +52,7 @@ ZERO_INIT = Question(
         "d": "All filters of a layer start identical and receive identical (here zero) gradients: nothing can "
              "make them differ.",
     },
-)
+).relabelled('bcad')  # the answer letters of the course vary
 
 
 def check_quiz_zero_init(answer) -> None:

@@ -335,7 +335,7 @@ DROPOUT_AT_TEST = Question(
         "d": "The division by (1 - rate) compensates for the dropped units in training; with every unit present "
              "it would inflate the activations.",
     },
-)
+).relabelled('bcad')  # the answer letters of the course vary
 
 
 def check_quiz_dropout_at_test(answer) -> None:

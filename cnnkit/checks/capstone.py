@@ -343,7 +343,7 @@ OVERFITTING = Question(
         "d": "The training loss is already low; a higher learning rate makes training less stable and does not "
              "address the gap (it is a tool against underfitting).",
     },
-)
+).relabelled('bacd')  # the answer letters of the course vary
 
 
 def check_quiz_overfitting(answer) -> None:

@@ -41,6 +41,22 @@ class Question:
         if unknown:
             raise ValueError(f"hints for choices that do not exist: {sorted(unknown)}")
 
+    def relabelled(self, letters: str) -> "Question":
+        """The same question with its choices listed under new letters.
+
+        ``letters[i]`` is the new letter of the i-th choice as written; choices are
+        then listed in alphabetical order. Questions are written with the right
+        answer wherever it reads best, then relabelled so that the answer letters of
+        a notebook do not follow a pattern a student could guess.
+        """
+        old = list(self.choices)
+        if sorted(letters) != sorted(old) or len(letters) != len(old):
+            raise ValueError(f"relabelling {letters!r} must use each of the letters {''.join(sorted(old))} once")
+        new = dict(zip(old, letters))
+        choices = {new[k]: self.choices[k] for k in sorted(old, key=lambda k: new[k])}
+        return Question(self.prompt, choices, new[self.answer], self.why,
+                        {new[k]: v for k, v in self.hints.items()})
+
 
 def check_choice(question: Question, answer) -> None:
     """Pass when ``answer`` names the right choice (a letter, any case, surrounding spaces ignored)."""

@@ -31,17 +31,9 @@ import sys
 import time
 from pathlib import Path
 
+from cnnkit.env import cpu_model
+
 TARGETS = {"quick": (0.80, 1.0), "good": (0.90, 5.0)}  # (accuracy at least, time ratio at most)
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _load() -> list[float]:
@@ -165,7 +157,7 @@ def main(argv=None) -> int:
 
     report = {
         "results": results,
-        "machine": {"cpu": _cpu_name(), "cpu_count": os.cpu_count(), "platform": platform.platform()},
+        "machine": {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "platform": platform.platform()},
         "versions": {"python": sys.version.split()[0], "tensorflow": tf.__version__, "keras": keras.__version__},
         "dataset": dataset.describe(),
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),

@@ -236,7 +236,7 @@ def _assemble(raw, where: Path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np
         del images
     y_train = np.concatenate([labels_of[n] for n in TRAIN_BATCHES])
     if odd:   # not the official layout: join the batches in order
-        x_train = np.concatenate([odd[n] if n in odd else x_train[i * BATCH_SIZE:(i + 1) * BATCH_SIZE]  # type: ignore
+        x_train = np.concatenate([odd[n] if n in odd else x_train[i * BATCH_SIZE:(i + 1) * BATCH_SIZE]
                                   for i, n in enumerate(TRAIN_BATCHES)])
     return (x_train, y_train), test
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
 import random
 import re
 import warnings
@@ -35,6 +36,18 @@ TESTED = {
 INSTALL_HINT = 'pip install "numpy>=1.26,<3" "tensorflow-cpu>=2.16,<3" "keras>=3,<4"'
 
 _TRUE = {"1", "true", "yes", "on"}
+
+
+def cpu_model() -> str:
+    """The processor's model name (Linux' /proc/cpuinfo; what the platform reports elsewhere)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
 
 
 def fast_mode() -> bool:

@@ -37,6 +37,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from cnnkit.env import cpu_model
+
 EXIT_USAGE = 2
 EXIT_DATA = 3
 EXIT_FAILED = 1
@@ -219,23 +221,10 @@ def _progress_callback(total_epochs: int):
     return EpochLine()
 
 
-def _cpu_model() -> str:
-    """The processor's model name (Linux' /proc/cpuinfo; the platform's word elsewhere)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine()
-
-
 def _machine(tf, keras) -> dict:
     """What the run trained on: CPU model, TensorFlow's devices, Keras' precision policy."""
     devices = [d.name for d in tf.config.list_logical_devices()]
-    return {"cpu": _cpu_model(), "devices": devices, "device_count": len(devices),
+    return {"cpu": cpu_model(), "devices": devices, "device_count": len(devices),
             "precision": keras.mixed_precision.global_policy().name}
 
 

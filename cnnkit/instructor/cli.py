@@ -17,7 +17,7 @@ from pathlib import Path
 
 from cnnkit.checkout import checkout_root
 from cnnkit.instructor import report
-from cnnkit.instructor.notebooks import NotANotebookError, build_all
+from cnnkit.instructor.notebooks import NotANotebookError, build_all, write_atomic
 
 # files and folders of a checkout that make up the student bundle (no solutions, no tests)
 RELEASE = ("README.md", "LICENSE", "pyproject.toml", "environment.yml", "postBuild", "kit", "cnnkit",
@@ -97,8 +97,6 @@ def _release(out: Path) -> int:
 
 def _write_outputs(args, grades, seed, shard) -> None:
     if args.json:
-        from cnnkit.instructor.notebooks import write_atomic
-
         write_atomic(args.json, report.to_json(grades, seed, shard))
     if args.csv:
         report.write_details_csv(grades, args.csv)
@@ -173,7 +171,7 @@ def _grade(args) -> int:
         print(report.format_table(g))
         print()
     print(f"{len(grades)} submission(s) graded with hidden-input seed {seed}: "
-          f"{report._fmt(sum(g.total for g in grades))} / {report._fmt(sum(g.max_total for g in grades))} points in all")
+          f"{report.format_points(sum(g.total for g in grades))} / {report.format_points(sum(g.max_total for g in grades))} points in all")
     _write_outputs(args, grades, seed, args.shard)
     return 1 if problems else 0
 

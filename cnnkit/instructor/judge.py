@@ -30,6 +30,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from cnnkit.checks import AnswerRaised, CheckFailed, NotABlock, hidden_inputs, protocol
 from cnnkit.instructor.notebooks import is_answer_cell, is_check_cell, nbgrader_meta
 
@@ -119,8 +121,6 @@ class _CallKeys:
         self.seen: dict[str, int] = {}
 
     def __call__(self, name: str, args: tuple, kwargs: dict) -> str:
-        import numpy as np
-
         plain = tuple("$rng" if isinstance(a, np.random.Generator) else a for a in args)
         base = protocol.key(name, plain, kwargs)
         count = self.seen.get(base, 0)
@@ -249,8 +249,6 @@ class _Replayer:
             raise AnswerRaised("UnsupportedResult", str(entry["unencodable"])[:2000])
 
     def _apply_rng(self, entry: dict, args: tuple) -> None:
-        import numpy as np
-
         states = entry.get("rng_after")
         rngs = [a for a in args if isinstance(a, np.random.Generator)]
         if type(states) is list and len(states) == len(rngs):

@@ -11,13 +11,14 @@ from cnnkit.instructor.grade import CheckResult, Grade
 from cnnkit.instructor.notebooks import write_atomic
 
 
-def _fmt(x: float) -> str:
+def format_points(x: float) -> str:
+    """A number of points as the tables print it (2, 1.5)."""
     return f"{x:g}"
 
 
 def format_table(grade: Grade) -> str:
     """A plain-text table of one submission's grade (first line of each message)."""
-    head = f"{grade.notebook}  [{grade.exercise or '?'}]  {_fmt(grade.total)} / {_fmt(grade.max_total)}"
+    head = f"{grade.notebook}  [{grade.exercise or '?'}]  {format_points(grade.total)} / {format_points(grade.max_total)}"
     lines = [head]
     if grade.error:
         lines.append(f"  note: {grade.error}")
@@ -25,7 +26,7 @@ def format_table(grade: Grade) -> str:
         width = max(len("grade id"), *(len(r.grade_id) for r in grade.checks))
         lines.append(f"  {'grade id':<{width}}  points   result")
         for r in grade.checks:
-            pts = f"{_fmt(r.points)}/{_fmt(r.max_points)}"
+            pts = f"{format_points(r.points)}/{format_points(r.max_points)}"
             first = (r.message.splitlines() or [""])[0]
             lines.append(f"  {r.grade_id:<{width}}  {pts:<7}  {'passed' if r.passed else 'FAILED: ' + first}")
     return "\n".join(lines)
@@ -92,9 +93,9 @@ def write_gradebook(grades: list[Grade], path: Path) -> None:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["student", *exercises])
-    writer.writerow(["Points Possible", *(_fmt(maxima[e]) for e in exercises)])
+    writer.writerow(["Points Possible", *(format_points(maxima[e]) for e in exercises)])
     for student in sorted(table):
-        writer.writerow([student, *(_fmt(table[student][e]) if e in table[student] else "" for e in exercises)])
+        writer.writerow([student, *(format_points(table[student][e]) if e in table[student] else "" for e in exercises)])
     write_atomic(Path(path), buffer.getvalue())
 
 
@@ -106,12 +107,12 @@ def feedback_markdown(grade: Grade) -> str:
     """Everything a student should read about one graded submission, every message in full."""
     lines = [f"# Feedback: {grade.exercise or 'unknown exercise'}", "",
              f"Submission: `{Path(grade.notebook).name}`" + (f" (student {grade.student})" if grade.student else ""),
-             "", f"**Score: {_fmt(grade.total)} / {_fmt(grade.max_total)}**", ""]
+             "", f"**Score: {format_points(grade.total)} / {format_points(grade.max_total)}**", ""]
     if grade.error:
         lines += ["Notes:", "", *(f"- {part}" for part in grade.error.split("; ")), ""]
     for r in grade.checks:
         status = "passed" if r.passed else "not passed"
-        lines += [f"## {r.grade_id}: {_fmt(r.points)} / {_fmt(r.max_points)} ({status})", ""]
+        lines += [f"## {r.grade_id}: {format_points(r.points)} / {format_points(r.max_points)} ({status})", ""]
         if r.message:
             lines += ["```text", r.message.replace("```", "'''"), "```", ""]
     return "\n".join(lines)

@@ -40,6 +40,7 @@ import numpy as np
 
 from cnnkit._validate import boolean, integer, non_negative_int, positive_int
 from cnnkit.env import import_tensorflow
+from cnnkit.pipeline import batches, random_flip, random_translate
 from cnnkit.recipes import RECIPES, Recipe, get_recipe
 from cnnkit.resnet9 import build_model, patch_whitening_kernel, resnet9_block
 from cnnkit.resnet9 import resnet9_block as residual_block  # the name lesson 09 uses (T.residual_block)
@@ -63,38 +64,14 @@ __all__ = [
 # --------------------------------------------------------------------------- pipeline
 
 
-def random_flip(images, seed):
-    """Mirror each image of a batch (B, H, W, C) left-right with probability 1/2 (stateless ``seed``, shape (2,))."""
-    flip = tf.random.stateless_uniform([tf.shape(images)[0]], seed=seed) < 0.5
-    return tf.where(flip[:, None, None, None], tf.reverse(images, axis=[2]), images)
-
-
-def random_translate(images, pad: int, seed):
-    """Shift each image of a batch (B, H, W, C) by up to ``pad`` pixels in each direction.
-
-    Each image is reflection-padded by ``pad`` and an (H, W) window is cut at a random
-    offset (dy, dx) in 0..2*pad, independently per image, with two batched gathers
-    (no per-image Python loop). Works on any dtype, so the batch can stay uint8.
-    """
-    if pad == 0:
-        return images
-    shape = tf.shape(images)
-    padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
-    offsets = tf.random.stateless_uniform([shape[0], 2], seed=seed, minval=0, maxval=2 * pad + 1, dtype=tf.int32)
-    rows = offsets[:, :1] + tf.range(shape[1])[None, :]
-    cols = offsets[:, 1:] + tf.range(shape[2])[None, :]
-    out = tf.gather(padded, rows, axis=1, batch_dims=1)
-    return tf.gather(out, cols, axis=2, batch_dims=1)
-
-
 def make_pipeline(x, y, *, mean, std, batch_size: int = 256, num_classes: int = 10, training: bool = False,
                   flip: bool = False, translate: int = 0, seed: int = 0, one_hot: bool = True,
                   repeat: bool = False):
-    """A ``tf.data.Dataset`` of ``(z, labels)`` batches built from uint8 images.
+    """A ``tf.data.Dataset`` of ``(z, labels)`` batches built from uint8 images (:func:`cnnkit.pipeline.batches`).
 
     ``x``: uint8 (N, H, W, C), kept as it is (never converted to float as a whole).
     Per batch: indices (shuffled anew every epoch when ``training``) -> gather the uint8
-    images from ``x`` itself (numpy indexing, so the array is not copied into TensorFlow) -> augment (``flip``, ``translate`` pixels; training only) -> cast to float32 ->
+    images from ``x`` itself -> augment (``flip``, ``translate`` pixels; training only) -> cast to float32 ->
     ``z = (x - mean) / std`` with the *training split's* per-channel ``mean`` and ``std``
     (shape (C,)). Labels: one-hot float32 (B, num_classes) when ``one_hot``, else int32 (B,).
     Training batches drop the last incomplete batch (every step sees ``batch_size`` images).
@@ -114,43 +91,12 @@ def make_pipeline(x, y, *, mean, std, batch_size: int = 256, num_classes: int = 
                                                                   (one_hot, "one_hot"), (repeat, "repeat")))
     translate = integer(translate, "translate (pixels)", minimum=0, maximum=min(x.shape[1:3]) - 1)
     seed = non_negative_int(seed, "seed")
-    labels = tf.constant(y.astype(np.int32))
     mean_t, std_t = tf.constant(mean), tf.constant(std)
-    n = x.shape[0]
-    indices = tf.data.Dataset.range(n)
-    if training:
-        indices = indices.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-    indices = indices.batch(batch_size, drop_remainder=training and n >= batch_size)
-    if repeat:
-        indices = indices.repeat()
-    augment = training and (flip or translate)
-    if augment:
-        randoms = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-        batches = tf.data.Dataset.zip((indices, randoms))
-    else:
-        batches = indices.map(lambda idx: (idx, tf.constant(0, tf.int64)))
-
-    def gather(idx):  # numpy fancy indexing on the caller's array: no second copy of the images
-        return x[idx]
-
-    def load(idx, r):
-        # a numpy callback, not tf.gather on a tensor: a tensor of the images captured by the
-        # pipeline cost two extra copies of them (measured: +310 MB for 45,000 CIFAR images)
-        batch = tf.numpy_function(gather, [idx], tf.uint8, stateful=False)  # uint8 (B, H, W, C)
-        batch.set_shape((None, *x.shape[1:]))
-        if augment:
-            key = tf.stack([r, tf.constant(seed, tf.int64)])
-            if flip:
-                batch = random_flip(batch, key)
-            if translate:
-                batch = random_translate(batch, int(translate), key + 1)
-        z = (tf.cast(batch, tf.float32) - mean_t) / std_t
-        target = tf.gather(labels, idx)
-        if one_hot:
-            target = tf.one_hot(target, num_classes)
-        return z, target
-
-    return batches.map(load, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return batches(x, y, batch_size=int(batch_size), preprocess=lambda b: (b - mean_t) / std_t,
+                   shuffle=training, seed=int(seed), flip=training and flip,
+                   translate=int(translate) if training else 0,
+                   drop_remainder=training and x.shape[0] >= batch_size, repeat=repeat,
+                   one_hot=int(num_classes) if one_hot else None)
 
 
 # --------------------------------------------------------------------------- optimiser

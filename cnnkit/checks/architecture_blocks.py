@@ -23,10 +23,12 @@ from cnnkit.checks import (
 )
 from cnnkit.checks.parameters import finite_count
 
-__all__ = ["INCEPTION_3A", "check_inception_block", "check_inception_savings", "check_residual_block"]
+__all__ = ["INCEPTION_3A", "SMALL_INCEPTION", "check_inception_block", "check_inception_savings", "check_residual_block"]
 
 # inception 3a of GoogLeNet: 28x28x192 in; (1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool proj)
 INCEPTION_3A = {"input_shape": (28, 28, 192), "widths": (64, 96, 128, 16, 32, 32)}
+# the block the exercise notebook asks about: 3a's layout at CIFAR scale, whose counts lesson 07 does not print
+SMALL_INCEPTION = {"input_shape": (16, 16, 128), "widths": (48, 64, 96, 12, 24, 24)}
 
 
 def _keras():
@@ -282,18 +284,24 @@ def check_inception_block(inception_block) -> None:
     passed("four branches with 1x1 reductions, 'same' sizes, ReLU, concatenated in the paper's order")
 
 
-def check_inception_savings(params_naive, params_reduced) -> None:
-    """Trainable parameters of inception 3a (28x28x192 in) without and with the 1x1 reductions (biased convs).
+def check_inception_savings(params_naive, params_reduced, block=INCEPTION_3A) -> None:
+    """Trainable parameters of an inception block without and with the 1x1 reductions (biased convs).
 
-    Naive: 1x1 (64), 3x3 (128) and 5x5 (32) convolutions straight on the input,
-    max pool without projection. Reduced: GoogLeNet's block (64, 96, 128, 16, 32, 32).
+    ``block``: ``{"input_shape": (H, W, C_in), "widths": (c1, c3_reduce, c3, c5_reduce, c5, pool_proj)}``,
+    GoogLeNet's 3a (28x28x192 in; 64, 96, 128, 16, 32, 32) unless told. Naive: 1x1 (c1), 3x3 (c3) and
+    5x5 (c5) convolutions straight on the input, max pool without projection. Reduced: the block itself.
     """
     from cnnkit.architectures import inception_block, naive_inception_block
 
     keras = _keras()
     got_naive = finite_count(params_naive, "params_naive")
     got_reduced = finite_count(params_reduced, "params_reduced")
-    shape, widths = INCEPTION_3A["input_shape"], INCEPTION_3A["widths"]
+    try:
+        shape, widths = tuple(block["input_shape"]), tuple(block["widths"])
+    except (TypeError, KeyError):
+        raise ValueError(f"block must be a dict with 'input_shape' and 'widths', got {block!r}") from None
+    if len(shape) != 3 or len(widths) != 6:
+        raise ValueError(f"block needs an (H, W, C_in) input shape and six widths, got {block!r}")
     c_in = shape[-1]
     c1, c3r, c3, c5r, c5, pp = widths
     inputs = keras.Input(shape)
@@ -304,7 +312,7 @@ def check_inception_savings(params_naive, params_reduced) -> None:
             _inception_count(c_in, c1, c3r, c3, c5r, c5, 0, bias=False, reductions=False):
                 "each convolution has one bias per filter",
             _inception_count(c_in, *widths, reductions=False): "the naive module's pool branch has no "
-                                                                "projection (it passes the 192 channels through)",
+                                                                f"projection (it passes the {c_in} channels through)",
         }
         fail(f"params_naive is {got_naive:,}, expected {naive:,}"
              + (f" -- {guesses[got_naive]}" if got_naive in guesses else

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from cnnkit.checks.architecture_blocks import (  # noqa: F401  (the exercise's names)
     INCEPTION_3A,
+    SMALL_INCEPTION,
     check_inception_block,
     check_inception_savings,
     check_residual_block,
 )
 from cnnkit.checks.exercise2_counts import (  # noqa: F401
     EXERCISE2,
+    HAND_COUNT,
     INPUT_SHAPE,
     check_exercise2_layers,
     check_exercise2_totals,

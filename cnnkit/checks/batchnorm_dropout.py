@@ -18,6 +18,7 @@ from cnnkit.checks import (
 )
 from cnnkit.checks.backward import check_batch_norm_backward, check_dropout_backward  # noqa: F401 (`checks`)
 from cnnkit.checks.quiz import Question, check_choice
+from cnnkit._validate import positive_int
 from cnnkit.normalization import batch_norm
 
 MOMENTUM, EPSILON = 0.9, 1e-3
@@ -232,20 +233,24 @@ def check_inverted_dropout(my_dropout) -> None:
 # --------------------------------------------------------------------------- parameter counts
 
 
-def reference_sample_model():
-    """The tutorial's section 2.4 model, fixed for Keras 3 (list closed, ``keras.Input`` first)."""
+def reference_sample_model(conv_filters: int = 16, dense_units: int = 128):
+    """The tutorial's section 2.4 model, fixed for Keras 3 (list closed, ``keras.Input`` first).
+
+    32x32x3 -> Conv2D(conv_filters, 3x3, same) -> BN -> Dropout -> ReLU -> MaxPooling2D(2) -> Flatten
+    -> Dense(dense_units) -> BN -> Dropout -> ReLU -> Dense(10); the defaults are the tutorial's widths.
+    """
     import keras
     from keras import layers
 
     return keras.Sequential([
         keras.Input(shape=(32, 32, 3)),
-        layers.Conv2D(16, (3, 3), padding="same", activation=None),
+        layers.Conv2D(conv_filters, (3, 3), padding="same", activation=None),
         layers.BatchNormalization(),
         layers.Dropout(0.5),
         layers.ReLU(),
         layers.MaxPooling2D((2, 2)),
         layers.Flatten(),
-        layers.Dense(128, activation=None),
+        layers.Dense(dense_units, activation=None),
         layers.BatchNormalization(),
         layers.Dropout(0.5),
         layers.ReLU(),
@@ -270,9 +275,12 @@ def _pair(value, name: str) -> tuple[int, int]:
     return int(value[0]), int(value[1])
 
 
-def check_bn_parameters(bn_parameters, sample_model_params) -> None:
-    """``bn_parameters(k)`` -> (trainable, non_trainable) of a BN layer on k channels; ``sample_model_params`` likewise for the whole 2.4 model."""
+def check_bn_parameters(bn_parameters, sample_model_params, conv_filters: int = 16, dense_units: int = 128) -> None:
+    """``bn_parameters(k)`` -> (trainable, non_trainable) of a BN layer on k channels; ``sample_model_params``
+    likewise for the whole 2.4 model with ``conv_filters`` filters and ``dense_units`` hidden units."""
     import keras
+
+    conv_filters, dense_units = positive_int(conv_filters, "conv_filters"), positive_int(dense_units, "dense_units")
 
     unanswered(bn_parameters, "bn_parameters")
     expect_callable(bn_parameters, "bn_parameters")
@@ -294,7 +302,7 @@ def check_bn_parameters(bn_parameters, sample_model_params) -> None:
                      "mean and the moving variance (K each) as non-trainable")
             fail(f"bn_parameters({k}) = {got}, expected (trainable, non_trainable) = {expected}")
     trainable, non_trainable = _pair(sample_model_params, "sample_model_params")
-    expected = keras_counts(reference_sample_model())
+    expected = keras_counts(reference_sample_model(conv_filters, dense_units))
     if (trainable, non_trainable) != expected:
         total = sum(expected)
         if trainable == total:
@@ -304,9 +312,10 @@ def check_bn_parameters(bn_parameters, sample_model_params) -> None:
             fail(f"sample_model_params = {(trainable, non_trainable)}: the total {total} is right but the split is "
                  "not: only the BN moving means and variances are non-trainable")
         if trainable != expected[0]:
-            fail(f"trainable = {trainable}, expected {expected[0]}: add (3*3*3 + 1)*16 for the conv, "
-                 "2K per BN layer, (inputs + 1)*units for each Dense; Flatten sees 16*16*16 values")
-        fail(f"non_trainable = {non_trainable}, expected {expected[1]}: 2K per BN layer (K = 16 and K = 128)")
+            fail(f"trainable = {trainable}, expected {expected[0]}: add (3*3*3 + 1)*{conv_filters} for the conv, "
+                 f"2K per BN layer, (inputs + 1)*units for each Dense; Flatten sees 16*16*{conv_filters} values")
+        fail(f"non_trainable = {non_trainable}, expected {expected[1]}: 2K per BN layer "
+             f"(K = {conv_filters} and K = {dense_units})")
     passed(f"BN layers hold 2K trainable + 2K non-trainable weights; the sample model has {expected[0]:,} trainable "
            f"and {expected[1]:,} non-trainable")
 

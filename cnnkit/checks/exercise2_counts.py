@@ -1,7 +1,7 @@
 """Checks for Exercise 2 of lesson 07: a small CNN's parameters counted by hand, layer by layer and in total.
 
 The reference counts are the weights the layers of a Keras model really hold
-(:func:`exercise2_model`, built from :data:`EXERCISE2`); a wrong count is
+(:func:`exercise2_model`, built from a table such as :data:`HAND_COUNT`); a wrong count is
 compared with the usual slips (a forgotten bias, the moving statistics counted
 as trainable, a flatten size that skipped a pooling, C_in taken from the wrong
 layer) so the message can name the one that was made.
@@ -13,7 +13,7 @@ import numpy as np
 from cnnkit.checks import fail, passed, unanswered
 from cnnkit.checks.parameters import finite_count
 
-__all__ = ["EXERCISE2", "INPUT_SHAPE", "check_exercise2_layers", "check_exercise2_totals", "describe_exercise2",
+__all__ = ["EXERCISE2", "HAND_COUNT", "INPUT_SHAPE", "check_exercise2_layers", "check_exercise2_totals", "describe_exercise2",
            "exercise2_model"]
 
 INPUT_SHAPE = (32, 32, 3)
@@ -28,6 +28,21 @@ EXERCISE2 = (
     ("reduce3", "Conv2D", {"filters": 16, "kernel_size": 1}),
     ("flatten", "Flatten", {}),
     ("fc4", "Dense", {"units": 128, "activation": "relu"}),
+    ("dropout4", "Dropout", {"rate": 0.5}),
+    ("classifier", "Dense", {"units": 10, "activation": "softmax"}),
+)
+# the model the exercise notebook asks about: the same layers with other widths, so that none of its
+# counts (18,432 for conv2, 1,040 for reduce3, 1,290 for the classifier...) is one that lesson 07 prints
+HAND_COUNT = (
+    ("conv1", "Conv2D", {"filters": 24, "kernel_size": 5, "padding": "valid"}),
+    ("pool1", "MaxPooling2D", {"pool_size": 2}),
+    ("conv2", "Conv2D", {"filters": 48, "kernel_size": 3, "padding": "same", "use_bias": False}),
+    ("bn2", "BatchNormalization", {}),
+    ("relu2", "ReLU", {}),
+    ("pool2", "MaxPooling2D", {"pool_size": 2}),
+    ("reduce3", "Conv2D", {"filters": 12, "kernel_size": 1}),
+    ("flatten", "Flatten", {}),
+    ("fc4", "Dense", {"units": 96, "activation": "relu"}),
     ("dropout4", "Dropout", {"rate": 0.5}),
     ("classifier", "Dense", {"units": 10, "activation": "softmax"}),
 )
@@ -55,18 +70,31 @@ def _non_trainable(model_or_layer) -> int:
 # --------------------------------------------------------------------------- Exercise 2: count by hand
 
 
-def exercise2_model():
-    """The model of Exercise 2, built from :data:`EXERCISE2` on a 32x32x3 input."""
+def _layer_table(table) -> tuple:
+    """``table`` as given, once it is a sequence of (name, Keras layer type, arguments) with Exercise 2's names."""
+    names = [row[0] for row in EXERCISE2]
+    try:
+        ok = [row[0] for row in table] == names and all(isinstance(row[2], dict) for row in table)
+    except (TypeError, IndexError, KeyError):
+        ok = False
+    if not ok:
+        raise ValueError(f"table must hold one (name, layer type, arguments) row per layer, named {names}; "
+                         f"got {table!r}")
+    return tuple(table)
+
+
+def exercise2_model(table=EXERCISE2):
+    """The model of Exercise 2, built from ``table`` (:data:`EXERCISE2` or :data:`HAND_COUNT`) on a 32x32x3 input."""
     keras = _keras()
     inputs = keras.Input(INPUT_SHAPE, name="image")
     x = inputs
-    for name, kind, kwargs in EXERCISE2:
+    for name, kind, kwargs in _layer_table(table):
         x = getattr(keras.layers, kind)(name=name, **kwargs)(x)
     return keras.Model(inputs, x, name="exercise2")
 
 
-def describe_exercise2() -> str:
-    """The layers of Exercise 2 in words (no counts), one per line."""
+def describe_exercise2(table=EXERCISE2) -> str:
+    """The layers of ``table`` in words (no counts), one per line."""
     words = {
         "Conv2D": lambda a: (f"{a['filters']} filters of {a['kernel_size']}x{a['kernel_size']}, stride 1, "
                              f"padding '{a.get('padding', 'valid')}', "
@@ -79,7 +107,7 @@ def describe_exercise2() -> str:
         "Dropout": lambda a: f"dropout, rate {a['rate']}",
     }
     lines = [f"input: {INPUT_SHAPE[0]}x{INPUT_SHAPE[1]}x{INPUT_SHAPE[2]} image"]
-    lines += [f"{name:<11} {kind:<19} {words[kind](kwargs)}" for name, kind, kwargs in EXERCISE2]
+    lines += [f"{name:<11} {kind:<19} {words[kind](kwargs)}" for name, kind, kwargs in _layer_table(table)]
     return "\n".join(lines)
 
 
@@ -125,12 +153,12 @@ def _dense_hint(got: int, n_in: int, n_out: int, flatten_chain: str) -> str:
     return f"use (inputs + 1)*outputs with {n_in:,} inputs and {n_out} outputs"
 
 
-def check_exercise2_layers(trainable_counts) -> None:
-    """``trainable_counts`` maps every layer name of Exercise 2 to its number of trainable parameters."""
+def check_exercise2_layers(trainable_counts, table=EXERCISE2) -> None:
+    """``trainable_counts`` maps every layer name of the model built from ``table`` to its trainable parameters."""
     unanswered(trainable_counts, "trainable_counts")
     if not isinstance(trainable_counts, dict):
         fail(f"trainable_counts should be a dict {{layer name: count}}, got {type(trainable_counts).__name__}")
-    model = exercise2_model()
+    model = exercise2_model(table)
     facts = _layer_facts(model)
     missing = [n for n in facts if n not in trainable_counts]
     extra = [n for n in trainable_counts if n not in facts]
@@ -169,11 +197,11 @@ def check_exercise2_layers(trainable_counts) -> None:
            "trainable parameters in all)")
 
 
-def check_exercise2_totals(total_trainable, total_non_trainable) -> None:
-    """The totals Keras' ``model.summary()`` would print for Exercise 2: trainable and non-trainable."""
+def check_exercise2_totals(total_trainable, total_non_trainable, table=EXERCISE2) -> None:
+    """The totals Keras' ``model.summary()`` would print for the model of ``table``: trainable and non-trainable."""
     got_t = finite_count(total_trainable, "total_trainable")
     got_n = finite_count(total_non_trainable, "total_non_trainable")
-    model = exercise2_model()
+    model = exercise2_model(table)
     want_t, want_n = _trainable(model), _non_trainable(model)
     bn = model.get_layer("bn2")
     if got_t != want_t:

@@ -16,7 +16,7 @@ from cnnkit.params_formulas import conv_params, dense_params
 
 # (F, C_in, K, bias) configurations a conv-count function is tried on
 CONV_CASES = ((3, 1, 16, True), (3, 8, 32, True), (5, 16, 8, False), (1, 64, 32, True), (7, 3, 64, False))
-DENSE_CASES = ((128, 64), (4096, 10), (1, 1), (300, 7))
+DENSE_CASES = ((120, 64), (4096, 10), (1, 1), (300, 7))
 
 
 def _draw_conv_cases(rng: np.random.Generator) -> list[tuple[int, int, int, bool]]:

@@ -103,7 +103,7 @@ def load_cifar10(data_dir: str | os.PathLike | None = None, *, download: bool = 
     problem = "downloading was switched off (download=False)"
     if download:
         try:
-            import keras
+            import keras  # only to download: reading a local copy (every lesson's case) needs no TensorFlow
 
             target = keras.utils.get_file(
                 fname="cifar-10-batches-py-target", origin=CIFAR10_URL, extract=True, file_hash=CIFAR10_SHA256

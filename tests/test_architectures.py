@@ -314,6 +314,32 @@ def test_params_by_type_splits_alexnet_like_counts():
     assert arch.depth(model) == 2
 
 
+def test_depth_follows_shared_layers_nested_models_and_sequential_chains():
+    keras.backend.clear_session()
+    inner_in = keras.Input((4,))
+    inner = keras.Model(inner_in, keras.layers.Dense(3)(keras.layers.ReLU()(keras.layers.Dense(3)(inner_in))))
+    chain = keras.Sequential([keras.Input((3,)), keras.layers.Dense(3), keras.layers.BatchNormalization(),
+                              keras.layers.Dense(3), keras.layers.Dense(3)])
+    assert arch.depth(inner) == 2 and arch.depth(chain) == 3
+    x = keras.Input((4,))
+    shared = keras.layers.Dense(4)
+    twice = shared(shared(x))                      # one layer, two calls: 2 on this path
+    deep = chain(inner(twice))                     # + 2 (inner) + 3 (chain) = 7
+    short = keras.layers.Dense(3)(x)               # a parallel branch of depth 1
+    model = keras.Model(x, keras.layers.Add()([deep, short]))
+    assert arch.depth(model) == 7
+    two_outputs = keras.Model(x, [short, inner(x)])  # the second call of inner, straight from the input
+    assert arch.depth(two_outputs) == 2
+
+    class Subclassed(keras.Model):
+        def call(self, inputs):
+            return inputs
+
+    with pytest.raises(TypeError, match="functional or Sequential"):
+        arch.depth(Subclassed())
+    keras.backend.clear_session()
+
+
 # --------------------------------------------------------------------------- argument checks
 
 

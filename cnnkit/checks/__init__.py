@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import importlib
 import math
 import numbers
 
 import numpy as np
 
+# The topic modules, one per lesson. They are not imported here: a check cell imports its own
+# (``from cnnkit.checks import pooling as checks``), so a numpy-only exercise loads neither the
+# other lessons' checks nor what they import.
 TOPICS = ("convolution", "pooling", "normalization", "batchnorm_dropout", "parameters",
           "one_by_one", "architectures", "optimizers", "capstone")
 
@@ -229,11 +231,3 @@ def expect_close(name: str, got, expected: float, *, rtol: float = 1e-6, atol: f
         fail(f"{name} should be a number, got {type(got).__name__}")
     if not np.isclose(value, expected, rtol=rtol, atol=atol):
         fail(f"{name} is {value!r}, expected {expected!r}")
-
-
-def __getattr__(name: str):
-    if name in TOPICS:
-        module = importlib.import_module(f"cnnkit.checks.{name}")
-        globals()[name] = module
-        return module
-    raise AttributeError(f"module 'cnnkit.checks' has no attribute {name!r}")

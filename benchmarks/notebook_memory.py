@@ -4,7 +4,7 @@ Usage:
     python benchmarks/notebook_memory.py [NOTEBOOK ...] [--fast] [--json OUT]
 
 With no notebooks, runs every lesson in notebooks/. The notebooks are executed
-in memory (nothing is written back). The kernel's memory, including its child
+in memory (nothing is written back unless ``--inplace``). The kernel's memory, including its child
 processes, is sampled every 0.2 s and two peaks are reported in MiB:
 
 * ``peak MiB`` -- the resident set size (RSS): every page in RAM, including the
@@ -56,7 +56,13 @@ def _rss(pid: int) -> tuple[int, int]:
         return 0, 0
 
 
-def run(path: Path, timeout: int = 3600) -> dict:
+def _write_atomic(nb, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    nbformat.write(nb, tmp)
+    os.replace(tmp, path)
+
+
+def run(path: Path, timeout: int = 3600, inplace: bool = False) -> dict:
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
     peak = peak_anon = 0
@@ -88,6 +94,8 @@ def run(path: Path, timeout: int = 3600) -> dict:
     try:
         client.execute()
         error = None
+        if inplace:  # only a run that finished without an error replaces the saved notebook
+            _write_atomic(nb, path)
     except Exception as exc:  # report and go on with the next notebook
         error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     finally:
@@ -104,6 +112,8 @@ def main() -> None:
     parser.add_argument("notebooks", nargs="*", type=Path)
     parser.add_argument("--fast", action="store_true", help="set CNNKIT_FAST=1")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--inplace", action="store_true",
+                        help="save each notebook with its new outputs when it ran without an error")
     parser.add_argument("--cells", type=int, default=0, metavar="N", help="also list the N cells with the highest peak")
     args = parser.parse_args()
     if args.fast:
@@ -113,7 +123,7 @@ def main() -> None:
     print(f"{'notebook':<42} {'seconds':>8} {'peak MiB':>9} {'anon MiB':>9}  dataset={os.environ.get('CNNKIT_DATASET', 'cifar10')}"
           f" fast={os.environ.get('CNNKIT_FAST', '0')}")
     for path in paths:
-        r = run(path)
+        r = run(path, inplace=args.inplace)
         results.append(r)
         print(f"{r['notebook']:<42} {r['seconds']:>8} {r['peak_mib']:>9} {r['anon_mib']:>9}  {r['error'] or ''}", flush=True)
         for cell in sorted(r["cells"], key=lambda c: -c["peak_mib"])[:args.cells]:

@@ -19,9 +19,10 @@ function                 formula                                   stationary po
 :func:`classify` names a stationary point from the eigenvalues of its Hessian;
 :func:`stationary_points` finds them with Newton's method from a grid of
 starts. :func:`contour_plot` and :func:`surface_plot` draw a function with
-optimizer paths; :func:`loss_slice` evaluates a Keras model's loss on the
-plane spanned by two random, filter-normalised directions around its weights
-(Li et al., "Visualizing the Loss Landscape of Neural Nets", 2018).
+optimizer paths. The loss of a real Keras model on the plane spanned by two
+random, filter-normalised directions around its weights (Li et al.,
+"Visualizing the Loss Landscape of Neural Nets", 2018) lives in
+:mod:`cnnkit.loss_slices`, which imports Keras.
 
 This module measures optimizer paths (:func:`values_along`,
 :func:`first_step_below`, :func:`settle_step`) and gathers the lesson's names
@@ -31,12 +32,12 @@ from the modules that hold them:
 * :mod:`cnnkit.stationary` -- derivatives by finite differences, :func:`classify`, :func:`stationary_points`;
 * :mod:`cnnkit.landscape_plots` -- contour, surface and loss-slice figures (matplotlib on first use);
 * :mod:`cnnkit.weight_directions` -- filter-normalised directions (numpy);
-* :mod:`cnnkit.loss_slices` -- :func:`loss_slice`, :func:`loss_line`, :class:`LossSlice` (Keras). They are
-  imported on first use, so ``import cnnkit.landscapes`` loads neither TensorFlow nor matplotlib.
+and ``import cnnkit.landscapes`` loads neither TensorFlow nor matplotlib: a lesson that slices a
+network's loss imports :mod:`cnnkit.loss_slices` (:func:`~cnnkit.loss_slices.loss_slice`,
+:func:`~cnnkit.loss_slices.loss_line`, :class:`~cnnkit.loss_slices.LossSlice`) itself.
 """
 from __future__ import annotations
 
-import importlib
 
 import numpy as np
 
@@ -61,22 +62,6 @@ from cnnkit.stationary import (  # noqa: F401
     stationary_points,
 )
 from cnnkit.weight_directions import filter_normalized_directions  # noqa: F401
-
-# names of cnnkit.loss_slices (which imports Keras) offered here without importing it up front
-_KERAS_NAMES = ("LossSlice", "loss_slice", "loss_line")
-
-
-def __getattr__(name: str):
-    if name in _KERAS_NAMES:
-        value = getattr(importlib.import_module("cnnkit.loss_slices"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'cnnkit.landscapes' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + list(_KERAS_NAMES))
-
 
 # --------------------------------------------------------------------------- paths
 

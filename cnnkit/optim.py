@@ -40,9 +40,8 @@ The two momentum forms trace the same path when the Keras learning rate is
 run with a step-dependent epsilon, ``eps / sqrt(1 - b2^t)``.
 
 :func:`minimize` runs an optimizer on a gradient function and returns the path;
-:func:`keras_path` (from :mod:`cnnkit.optim_keras`, imported on first use so
-that this module stays numpy-only) runs a ``keras.optimizers`` optimizer the
-same way, for comparison.
+:func:`cnnkit.optim_keras.keras_path` runs a ``keras.optimizers`` optimizer the
+same way, for comparison (in its own module, so that this one stays numpy-only).
 """
 from __future__ import annotations
 
@@ -61,15 +60,6 @@ from cnnkit._validate import (
 )
 
 FORMS = ("tutorial", "keras")
-
-
-def __getattr__(name: str):
-    if name == "keras_path":  # imports Keras: loaded when a lesson first asks for it
-        from cnnkit.optim_keras import keras_path
-
-        globals()[name] = keras_path
-        return keras_path
-    raise AttributeError(f"module 'cnnkit.optim' has no attribute {name!r}")
 
 
 # --------------------------------------------------------------------------- argument checks

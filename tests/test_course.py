@@ -1,4 +1,6 @@
 """The course as committed: every lesson is linked, structured as agreed and saved from a full run."""
+import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -56,6 +58,25 @@ def test_lesson_anatomy(path):
     assert f"]({exercise}) {platforms.colab_link(f'exercises/{path.name}')}" in title.source, \
         "title cell lacks the link to the exercise notebook, relative and on Colab"
     _setup_cell(nb)
+
+
+def _benchmark():
+    spec = importlib.util.spec_from_file_location("notebook_memory", ROOT / "benchmarks" / "notebook_memory.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
+def test_lesson_states_its_measured_run_time(path):
+    """The title cell's run-time line is the one written from the lesson's last recorded full run."""
+    bench = _benchmark()
+    results = json.loads(bench.RESULTS.read_text())
+    assert path.stem in results, (f"no recorded full run of {path.name}: "
+                                  "python benchmarks/notebook_memory.py --inplace --record " + str(path.relative_to(ROOT)))
+    lines = [line for line in nbformat.read(path, as_version=4).cells[0].source.splitlines()
+             if line.startswith(bench.RUN_TIME)]
+    assert lines == [bench.run_time_line(results[path.stem])]
 
 
 @pytest.mark.parametrize("path", ALL, ids=[f"{p.parent.name}/{p.stem}" for p in ALL])

@@ -14,6 +14,7 @@ from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from cnnkit import landscapes as L  # noqa: E402
+from cnnkit import loss_slices  # noqa: E402
 from cnnkit import optim  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -272,7 +273,7 @@ def test_loss_slice_center_matches_keras_and_weights_restored(tiny_model):
 
     model, x, y = tiny_model
     before = [v.numpy().copy() for v in model.trainable_variables]
-    sl = L.loss_slice(model, x, y, steps=3, span=0.5, seed=1, batch_size=16)
+    sl = loss_slices.loss_slice(model, x, y, steps=3, span=0.5, seed=1, batch_size=16)
     assert sl.loss.shape == sl.error.shape == (3, 3)
     np.testing.assert_allclose(sl.alpha, [-0.5, 0.0, 0.5])
     expected = float(keras.losses.sparse_categorical_crossentropy(y, model(x)).numpy().mean())
@@ -291,30 +292,29 @@ def test_loss_slice_center_matches_keras_and_weights_restored(tiny_model):
 def test_loss_slice_argument_checks(tiny_model):
     model, x, y = tiny_model
     with pytest.raises(ValueError, match=r"y must have shape \(40,\) to match x, got \(39,\)"):
-        L.loss_slice(model, x, y[:-1], steps=3)
+        loss_slices.loss_slice(model, x, y[:-1], steps=3)
     with pytest.raises(ValueError, match=r"span must be a number in \(0, inf\), got 0"):
-        L.loss_slice(model, x, y, steps=3, span=0)
+        loss_slices.loss_slice(model, x, y, steps=3, span=0)
 
 
 def test_loss_line_uses_the_first_slice_direction(tiny_model):
     model, x, y = tiny_model
-    alpha, loss, error = L.loss_line(model, x, y, steps=3, span=0.5, seed=1)
-    sl = L.loss_slice(model, x, y, steps=3, span=0.5, seed=1)
+    alpha, loss, error = loss_slices.loss_line(model, x, y, steps=3, span=0.5, seed=1)
+    sl = loss_slices.loss_slice(model, x, y, steps=3, span=0.5, seed=1)
     np.testing.assert_allclose(alpha, sl.alpha)
     np.testing.assert_allclose(loss, sl.loss[:, 1], rtol=1e-5)  # beta = 0 column of the slice
     np.testing.assert_allclose(error, sl.error[:, 1])
 
 
-def test_keras_functions_are_reached_through_landscapes_only_on_first_use():
-    """``L.loss_slice`` is cnnkit.loss_slices' function, imported when first asked for; unknown names still fail."""
+def test_landscapes_stays_numpy_only_and_the_keras_functions_live_in_loss_slices():
+    """``cnnkit.landscapes`` imports no Keras and offers no Keras name; the lesson imports cnnkit.loss_slices."""
     import subprocess
     import sys
 
     code = ("import sys, cnnkit.landscapes as L; before = 'keras' in sys.modules; "
-            "import cnnkit.loss_slices as S; "
-            "print(before, L.loss_slice is S.loss_slice, L.loss_line is S.loss_line, L.LossSlice is S.LossSlice, "
-            "'loss_slice' in dir(L))")
+            "print(before, any(hasattr(L, n) for n in ('loss_slice', 'loss_line', 'LossSlice')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["False", "True", "True", "True", "True"]
+    assert out.stdout.split() == ["False", "False"]
+    assert callable(loss_slices.loss_slice) and callable(loss_slices.loss_line)
     with pytest.raises(AttributeError, match="cnnkit.landscapes.*no attribute 'loss_surface'"):
         L.loss_surface  # noqa: B018

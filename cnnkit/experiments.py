@@ -3,7 +3,9 @@
 ``small_cnn`` builds the lessons' workhorse network; ``train`` fits it with a
 fixed seed and budget and returns a plain history dict; ``compare`` runs the
 same experiment for several model builders so that curves can be put side by
-side (``cnnkit.plotting.training_curves``).
+side (``cnnkit.plotting.training_curves``); ``compare_seeds`` repeats it for
+several seeds and ``spread`` summarises the runs (mean and range), so that a
+claim rests on more than one draw of the initial weights and batch order.
 """
 from __future__ import annotations
 
@@ -123,3 +125,38 @@ def compare(builders: dict[str, Callable], train_data, val_data, **train_kwargs)
 def final_gap(history: dict) -> float:
     """Train minus validation accuracy at the last epoch (positive: the model overfits)."""
     return float(history["accuracy"][-1] - history["val_accuracy"][-1])
+
+
+def compare_seeds(builders: dict[str, Callable], train_data, val_data, seeds=(0, 1, 2),
+                  **train_kwargs) -> dict[str, list[dict]]:
+    """:func:`compare` once per seed: ``builders`` maps a label to a function ``seed -> new model``.
+
+    Seed ``s`` sets the initial weights (``builders[label](s)``), the batch order and the
+    augmentation of every run of that round. Returns label -> list of history dicts, one per
+    seed, in the order of ``seeds``.
+    """
+    seeds = [non_negative_int(s, "seeds[...]") for s in seeds]
+    if not seeds:
+        raise ValueError("seeds must name at least one seed, got an empty sequence")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be different from each other, got {seeds}")
+    runs: dict[str, list[dict]] = {label: [] for label in builders}
+    for seed in seeds:
+        this_round = {label: (lambda build=build, seed=seed: build(seed)) for label, build in builders.items()}
+        for label, history in compare(this_round, train_data, val_data, **{**train_kwargs, "seed": seed}).items():
+            runs[label].append(history)
+    return runs
+
+
+def spread(runs: dict[str, list[dict]], metric: str = "val_accuracy", epoch: int = -1) -> dict[str, dict]:
+    """Mean, minimum and maximum of ``metric`` at ``epoch`` (default: the last) over each label's runs.
+
+    Returns label -> ``{"mean", "min", "max", "values"}`` (``values``: one per run, in run order).
+    """
+    out = {}
+    for label, histories in runs.items():
+        if not histories or any(metric not in h for h in histories):
+            raise KeyError(f"runs[{label!r}] has no {metric!r} in every history")
+        values = [float(h[metric][epoch]) for h in histories]
+        out[label] = {"mean": sum(values) / len(values), "min": min(values), "max": max(values), "values": values}
+    return out

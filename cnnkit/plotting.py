@@ -88,6 +88,37 @@ def feature_maps(maps, ncols: int = 8, title: str | None = None, cmap: str = "vi
     return fig
 
 
+def seed_curves(runs: dict, metrics=("loss", "val_accuracy"), title: str | None = None):
+    """Plot every run of :func:`cnnkit.experiments.compare_seeds`: one colour per label, one thin line per seed.
+
+    ``runs`` maps a label to a list of history dicts; the mean over the runs is drawn bold, so
+    the spread between seeds is visible next to the difference between labels.
+    """
+    plt = _plt()
+    if not runs:
+        raise ValueError("runs is empty: pass {label: [history_dict, ...]}")
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 3.6), squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, metric in zip(axes.flat, metrics):
+        for j, (label, histories) in enumerate(runs.items()):
+            color = colors[j % len(colors)]
+            curves = np.array([h[metric] for h in histories], dtype=float)
+            epochs = np.arange(1, curves.shape[1] + 1)
+            for curve in curves:
+                ax.plot(epochs, curve, "-", lw=0.8, alpha=0.45, color=color)
+            ax.plot(epochs, curves.mean(axis=0), "-o", ms=3, lw=2, color=color,
+                    label=f"{label} (mean of {len(curves)})")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric.replace("val_", "validation "))
+        ax.grid(alpha=0.3)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    axes.flat[-1].legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 def training_curves(histories: dict, metrics=("loss", "accuracy"), title: str | None = None):
     """Plot train (solid) and validation (dashed) curves of several runs, one panel per metric.
 

@@ -71,3 +71,30 @@ def test_bad_arguments_are_named(toy, call, error, message):
 
 def test_final_gap():
     assert experiments.final_gap({"accuracy": [0.5, 0.9], "val_accuracy": [0.5, 0.7]}) == pytest.approx(0.2)
+
+
+def test_compare_seeds_repeats_compare_with_each_seed(toy):
+    x, y = toy
+    build = lambda seed: experiments.small_cnn((16, 16, 3), 4, widths=(4,), seed=seed)  # noqa: E731
+    runs = experiments.compare_seeds({"a": build, "b": build}, (x, y), (x[:16], y[:16]), seeds=(0, 5, 0 + 1),
+                                     epochs=1, batch_size=32)
+    assert list(runs) == ["a", "b"] and [len(v) for v in runs.values()] == [3, 3]
+    # each round is compare() with that seed: same numbers as calling it directly
+    direct = experiments.compare({"a": lambda: build(5)}, (x, y), (x[:16], y[:16]), epochs=1, batch_size=32, seed=5)
+    assert runs["a"][1]["loss"] == pytest.approx(direct["a"]["loss"], rel=1e-6)
+    assert runs["a"][0]["loss"] == pytest.approx(runs["b"][0]["loss"], rel=1e-6)  # same builder, same seed
+    assert runs["a"][0]["loss"] != pytest.approx(runs["a"][1]["loss"], rel=1e-6)  # another seed, another run
+    with pytest.raises(ValueError, match=r"seeds must be different from each other, got \[1, 1\]"):
+        experiments.compare_seeds({"a": build}, (x, y), (x, y), seeds=(1, 1), epochs=1)
+    with pytest.raises(ValueError, match="seeds must name at least one seed"):
+        experiments.compare_seeds({"a": build}, (x, y), (x, y), seeds=(), epochs=1)
+
+
+def test_spread_gives_mean_and_range_of_the_last_epoch():
+    runs = {"a": [{"val_accuracy": [0.1, 0.5]}, {"val_accuracy": [0.2, 0.7]}, {"val_accuracy": [0.3, 0.6]}]}
+    got = experiments.spread(runs)["a"]
+    assert got["values"] == [0.5, 0.7, 0.6]
+    assert (got["mean"], got["min"], got["max"]) == (pytest.approx(0.6), 0.5, 0.7)
+    assert experiments.spread(runs, epoch=0)["a"]["max"] == 0.3
+    with pytest.raises(KeyError, match="runs\\['a'\\] has no 'loss'"):
+        experiments.spread(runs, "loss")

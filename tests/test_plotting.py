@@ -32,3 +32,14 @@ def test_confusion_counts_are_exact():
 def test_image_grid_names_a_bad_shape():
     with pytest.raises(ValueError, match=r"images must have shape"):
         plotting.image_grid(np.zeros((2, 2)))
+
+
+def test_seed_curves_draw_every_run_and_the_mean():
+    runs = {"a": [{"loss": [2.0, 1.0]}, {"loss": [3.0, 2.0]}], "b": [{"loss": [1.0, 0.5]}]}
+    fig = plotting.seed_curves(runs, metrics=("loss",))
+    lines = fig.axes[0].get_lines()
+    assert len(lines) == 2 + 1 + 1 + 1  # every run thin, then each label's mean
+    means = [line for line in lines if line.get_label().startswith("a (mean")]
+    assert list(means[0].get_ydata()) == [2.5, 1.5]
+    with pytest.raises(ValueError, match="runs is empty"):
+        plotting.seed_curves({})

@@ -115,7 +115,7 @@ def _numbers_in_lists(config) -> tuple[int, str]:
     best = (0, "")
 
     def numbers(node) -> int:
-        if isinstance(node, list):
+        if isinstance(node, (list, tuple)):
             return sum(numbers(v) for v in node)
         return int(isinstance(node, (int, float)) and not isinstance(node, bool))
 
@@ -124,7 +124,7 @@ def _numbers_in_lists(config) -> tuple[int, str]:
         if isinstance(node, dict):
             for key, value in node.items():
                 walk(value, f"{where}.{key}" if where else str(key))
-        elif isinstance(node, list):
+        elif isinstance(node, (list, tuple)):
             count = numbers(node)
             if count > best[0]:
                 best = (count, where)
@@ -220,7 +220,7 @@ def architecture_key(model) -> str:
     def rename(node):
         if isinstance(node, dict):
             return {k: rename(v) for k, v in node.items()}
-        if isinstance(node, list):
+        if isinstance(node, (list, tuple)):
             return [rename(v) for v in node]
         return names.get(node, node) if isinstance(node, str) else node
 

@@ -1,5 +1,6 @@
 """Checks of the capstone exercises: a leak-free standardisation, a residual block, a
-learning-rate schedule, per-class accuracy and flip test-time augmentation.
+learning-rate schedule, per-class accuracy, flip test-time augmentation, and the open
+training task (:mod:`cnnkit.checks.open_training`, re-exported here).
 
 Each check calls the student's function on inputs it makes itself, compares the
 result with ``cnnkit.training`` (or a direct numpy computation) and, on a mismatch,
@@ -12,6 +13,7 @@ import numpy as np
 from cnnkit.checks import (
     NotABlock, _raised_name, block_model, call_answer, case_rng, cases, expect_callable, fail, numeric_array, passed,
 )
+from cnnkit.checks.open_training import BUDGET, TIERS, check_open_training, show_estimate  # noqa: F401
 from cnnkit.checks.quiz import Question, check_choice
 
 # --------------------------------------------------------------------------- helpers

@@ -17,6 +17,8 @@ check takes three steps:
 
 Arguments of a check that are not answers (a constant, a table the notebook
 defines) are evaluated in the solution's namespace, never taken from the kernel.
+The stand-ins carry ``grading_phase`` ("plan" or "judge"), so that an expensive
+check (the capstone's open training task) trains nothing while it is planned.
 """
 from __future__ import annotations
 
@@ -129,7 +131,13 @@ class _CallKeys:
 
 
 class _Planner:
-    """Wraps a solution's function: records each call the check makes, then makes it."""
+    """Wraps a solution's function: records each call the check makes, then makes it.
+
+    ``grading_phase`` tells a check that it is being planned: a check whose verdict
+    costs much (training a network) records its calls and stops there.
+    """
+
+    grading_phase = "plan"
 
     def __init__(self, name: str, fn, log: list, keys: _CallKeys):
         self.name, self.fn, self.log, self.keys = name, fn, log, keys
@@ -222,7 +230,12 @@ def _arguments(plan: CheckPlan, namespace: dict, names: set[str], answer):
 
 
 class _Replayer:
-    """Stands for a student's function: returns what the kernel computed for the same call."""
+    """Stands for a student's function: returns what the kernel computed for the same call.
+
+    ``grading_phase`` tells a check that it is judging a submission in the grader.
+    """
+
+    grading_phase = "judge"
 
     def __init__(self, name: str, calls: dict, folder: Path, hits: list, keys: _CallKeys):
         self.name, self.calls, self.folder, self.hits, self.keys = name, calls, folder, hits, keys

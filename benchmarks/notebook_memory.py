@@ -15,7 +15,7 @@ processes, is sampled every 0.2 s and two peaks are reported in MiB:
   drops clean library pages and reads them again later, but it can only free
   anonymous memory by killing the process.
 
-``--cells N`` also lists the N code cells with the highest peak (the memory
+``--cells N`` also lists the N code cells with the highest anonymous-memory peak (the memory
 reached while each cell ran, with the first line of its code).
 Use CNNKIT_DATA_DIR to point at CIFAR-10; --fast sets CNNKIT_FAST=1.
 
@@ -120,7 +120,7 @@ def run(path: Path, timeout: int = 3600, inplace: bool = False, record: bool = F
                 peak, peak_anon = max(peak, rss), max(peak_anon, anon)
                 index = current["index"]
                 if index is not None:
-                    cell_peaks[index] = max(cell_peaks.get(index, 0), rss)
+                    cell_peaks[index] = max(cell_peaks.get(index, 0), anon)
             time.sleep(0.2)
 
     watcher = threading.Thread(target=sample, daemon=True)

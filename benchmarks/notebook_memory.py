@@ -63,6 +63,16 @@ def stamp(nb, record: dict) -> None:
     title.source = text
 
 
+def markdown_table(results: dict) -> str:
+    """The recorded lessons as a Markdown table: run time, anonymous and total peak memory."""
+    lines = ["| lesson | full run | peak memory, own (anonymous) | peak memory, with shared libraries (RSS) | measured on |",
+             "|---|---|---|---|---|"]
+    for name, r in sorted(results.items()):
+        lines.append(f"| {name} | {r['seconds']:.0f} s | {r['anon_mib']} MiB | {r['peak_mib']} MiB | "
+                     f"{r['cpu']}, {r['cores']} cores, {r['date']} |")
+    return "\n".join(lines)
+
+
 def _cpu_model() -> str:
     for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
         if line.startswith("model name"):
@@ -171,6 +181,8 @@ def main() -> None:
     parser.add_argument("--record-from", type=Path, metavar="JSON",
                         help="record and stamp from the --json output of an earlier full run with --inplace, "
                              "without running anything")
+    parser.add_argument("--table", action="store_true",
+                        help=f"print {RESULTS.relative_to(ROOT)} as a Markdown table and stop")
     parser.add_argument("--cells", type=int, default=0, metavar="N", help="also list the N cells with the highest peak")
     args = parser.parse_args()
     if args.fast:
@@ -178,6 +190,9 @@ def main() -> None:
     full_run = os.environ.get("CNNKIT_FAST", "0") in ("", "0") and os.environ.get("CNNKIT_DATASET", "cifar10") == "cifar10"
     if args.record and not (args.inplace and full_run):
         parser.error("--record needs --inplace and a full run on CIFAR-10 (no --fast, CNNKIT_DATASET unset)")
+    if args.table:
+        print(markdown_table(json.loads(RESULTS.read_text())))
+        return
     if args.record_from:
         for result in json.loads(args.record_from.read_text()):
             if result["error"] or result.get("dataset") != "cifar10" or result.get("fast") not in ("", "0"):

@@ -4,6 +4,7 @@ Run by hand (not in CI)::
 
     python benchmarks/precision.py                         # the good recipe, batch 256
     python benchmarks/precision.py --steps 200 --rounds 2 --json runs/precision.json
+    python benchmarks/precision.py --accuracy --recipe quick --train-size 10000 --epochs 3 --data-dir /work/cifar
 
 Both models are built by ``cnnkit.resnet9.build_model`` (the same layers the trainer
 uses, with the whitening layer and the logits kept in float32 under bfloat16) and
@@ -15,6 +16,11 @@ on a shared machine hits both alike. The best round of each counts (the least di
 The result is images per second for each and the ratio bfloat16 / float32: above 1,
 bfloat16 pays on this machine. The CPU's bfloat16 features (AMX, AVX512_BF16) are
 printed with it: ``cnnkit.devices.resolve_precision`` decides ``"auto"`` from them.
+
+``--accuracy`` checks instead that bfloat16 costs no accuracy: it trains the recipe with
+``fit_recipe`` in each precision on the same CIFAR-10 subset (``--train-size`` images
+before the validation split, 2,000 test images, ``--epochs``) and prints the test
+accuracy (flip TTA), wall and process CPU seconds of each.
 """
 from __future__ import annotations
 
@@ -54,6 +60,25 @@ def _timed_steps(model, data, steps: int) -> float:
     return time.perf_counter() - start
 
 
+def accuracy_check(recipe, data_dir, train_size: int, epochs: int) -> dict:
+    """Train ``recipe`` in float32 and in bfloat16 on one CIFAR-10 subset; test accuracy and time of each."""
+    from cnnkit.data import load_dataset
+    from cnnkit.training import evaluate, fit_recipe, prepare_data
+
+    data = prepare_data(load_dataset("cifar10", data_dir, download=False), val_fraction=recipe.val_fraction,
+                        seed=recipe.seed, train_size=train_size, test_size=2000)
+    results = {}
+    for precision in ("float32", "bfloat16"):
+        result = fit_recipe(recipe.replace(precision=precision), data, epochs=epochs)
+        evaluation = evaluate(result.model, data, tta=True)
+        results[precision] = {"test_accuracy_tta": evaluation.accuracy_tta, "test_accuracy": evaluation.accuracy,
+                              "train_seconds": result.seconds, "train_cpu_seconds": result.cpu_seconds,
+                              "val_accuracy": result.history["val_accuracy"]}
+        print(f"{precision:<9} test accuracy {evaluation.accuracy_tta:.2%} (TTA), {evaluation.accuracy:.2%} plain; "
+              f"{result.seconds:.0f} s wall, {result.cpu_seconds:.0f} CPU-s", flush=True)
+    return {"recipe": recipe.name, "train_size": train_size, "epochs": epochs, "test_size": 2000, **results}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--recipe", default="good", help="recipe whose model is timed (default: good)")
@@ -62,11 +87,16 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds per precision")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps per precision first")
     parser.add_argument("--json", default=None, help="also write the results here")
+    parser.add_argument("--accuracy", action="store_true",
+                        help="train on CIFAR-10 in both precisions and compare test accuracy instead")
+    parser.add_argument("--data-dir", default=None, help="--accuracy: folder with cifar-10-batches-py")
+    parser.add_argument("--train-size", type=int, default=10000, help="--accuracy: training images kept")
+    parser.add_argument("--epochs", type=int, default=3, help="--accuracy: epochs per precision")
     args = parser.parse_args(argv)
-    for name in ("batch", "steps", "rounds"):
+    for name in ("batch", "steps", "rounds", "train_size", "epochs"):
         value = getattr(args, name)
         if value is not None and value < 1:
-            parser.error(f"--{name} must be a positive integer, got {value}")
+            parser.error(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
     if args.warmup < 0:
         parser.error(f"--warmup must be >= 0, got {args.warmup}")
 
@@ -76,6 +106,13 @@ def main(argv=None) -> int:
 
     versions = setup(seed=0)
     recipe = get_recipe(args.recipe)
+    if args.accuracy:
+        report = accuracy_check(recipe, args.data_dir, args.train_size, args.epochs)
+        report.update(machine={"cpu": cpu_model(), "cpu_count": os.cpu_count(), "bf16_hardware": bf16_hardware()},
+                      versions={"python": sys.version.split()[0], **versions})
+        if args.json:
+            _write_json(Path(args.json), report)
+        return 0
     batch = args.batch or recipe.batch_size
     data = _batches(batch)
     total = args.steps * args.rounds + args.warmup
@@ -108,13 +145,16 @@ def main(argv=None) -> int:
                   "machine": {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "bf16_hardware": hardware,
                               "platform": platform.platform()},
                   "versions": {"python": sys.version.split()[0], **versions}}
-        out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        partial = out.with_name(out.name + ".partial")
-        partial.write_text(json.dumps(report, indent=2))
-        os.replace(partial, out)
-        print(f"wrote {out}")
+        _write_json(Path(args.json), report)
     return 0
+
+
+def _write_json(out: Path, report: dict) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f".{out.name}.partial")
+    partial.write_text(json.dumps(report, indent=2))
+    os.replace(partial, out)
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

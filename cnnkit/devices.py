@@ -13,10 +13,11 @@ one of the two from what the machine has (:func:`bf16_hardware`):
   bfloat16, oneDNN runs the convolutions on the tile unit;
 * a CPU with AVX512_BF16 but no AMX (AMD Zen 4, Intel Cooper Lake): bfloat16, because it
   measured faster (:data:`AVX512_BF16_SPEEDUP`). ``benchmarks/precision.py`` on an AMD EPYC
-  (Zen 4, two cores, shared): the good recipe's model trained 1.24 to 1.52 times as fast in
-  mixed_bfloat16 as in float32 (three alternating rounds of 15 steps of 256 images; best
-  rounds 142 against 93 images per second). The dot-product instruction VDPBF16PS does
-  twice the multiply-adds of a float32 FMA per instruction, which outweighs the casts;
+  (Zen 4, two cores, shared with other work): the good recipe's model trained 1.24 to 2.59
+  times as fast in mixed_bfloat16 as in float32, round by round, in two runs of three
+  alternating rounds (15 and 30 steps of 256 images; best rounds 142 against 93 and 373
+  against 164 images per second). Presumably because the dot-product
+  instruction VDPBF16PS does twice the multiply-adds of a float32 FMA, which outweighs the casts;
 * anything else: float32.
 
 Devices
@@ -42,7 +43,7 @@ __all__ = ["PRECISIONS", "AVX512_BF16_SPEEDUP", "cpu_flags", "bf16_hardware", "r
 
 # Training speed of mixed_bfloat16 relative to float32 (higher is faster) for the good recipe's
 # model on a CPU with AVX512_BF16 and no AMX: AMD EPYC (Zen 4), 2 cores, TensorFlow 2.21, batch 256,
-# measured by benchmarks/precision.py (the slowest of its alternating rounds; the best was 1.52).
+# measured by benchmarks/precision.py (the slowest of six alternating rounds in two runs; the best was 2.59).
 # Above 1, so "auto" chooses bfloat16 on such CPUs; a value below 1 would keep float32 there.
 AVX512_BF16_SPEEDUP = 1.24
 

@@ -103,7 +103,7 @@ class Recipe:
 
 RECIPES: dict[str, Recipe] = {
     # 18.3 M multiply-adds per image, 5 epochs: over 80 % test accuracy in less time than the
-    # TensorFlow tutorial's CNN (10 epochs at batch 32) takes; measured in benchmarks/capstone.py
+    # TensorFlow tutorial's CNN (10 epochs at batch 32) takes; measured in benchmarks/capstone.py, in float32
     "quick": Recipe(name="quick", widths=(32, 64, 128), residual=(False, True, False), epochs=5,
                     batch_size=256, learning_rate=0.8, weight_decay=2.5e-3, warmup_epochs=1.0,
                     label_smoothing=0.2, dropout=0.0, translate=2),

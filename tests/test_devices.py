@@ -140,6 +140,8 @@ def test_default_strategy_on_one_device_and_bad_device_lists(tf, monkeypatch):
     strategy = D.make_strategy()
     if len(tf.config.list_logical_devices("GPU")) < 2:
         assert D.strategy_name(strategy) == "default" and D.replica_count(strategy) == 1
+    one = D.make_strategy(["/cpu:0"])  # one named device: no mirroring
+    assert (D.strategy_name(one), D.replica_count(one)) == ("OneDeviceStrategy", 1)
     with pytest.raises(ValueError, match="list of device names .* got '/cpu:0'"):
         D.make_strategy("/cpu:0")
     with pytest.raises(ValueError, match="at least one device"):

@@ -20,6 +20,17 @@ times are inflated by other processes, so compare times only within one run, and
 the CPU-second ratios too (less sensitive to sharing).
 
     python benchmarks/capstone.py --data-dir /work/cifar --json runs/capstone_benchmark.json
+
+Ablation mode (``--ablate``) trains the good recipe, then the same recipe with each trick
+removed in turn (``cnnkit.recipes.ablations``: whitening, residual blocks, label smoothing,
+test-time augmentation, warm-up, weight decay, bfloat16), and writes a table of test
+accuracy, training time and both as a ratio to the full recipe, as Markdown and JSON.
+A variant whose training would be identical to one already trained (only the test-time
+augmentation differs, or bfloat16 removed where "auto" already chose float32) is
+evaluated on that model instead of trained again; the table says so::
+
+    python benchmarks/capstone.py --ablate --data-dir /work/cifar --json runs/ablation.json
+    python benchmarks/capstone.py --ablate --dataset offline --fast --epochs 1   # a smoke run
 """
 from __future__ import annotations
 
@@ -34,6 +45,7 @@ from pathlib import Path
 from cnnkit.env import cpu_model
 
 TARGETS = {"quick": (0.80, 1.0), "good": (0.90, 5.0)}  # (accuracy at least, time ratio at most)
+FAST_TRAIN, FAST_TEST = 2000, 500  # images kept with --fast (as python -m cnnkit.train --fast)
 
 
 def _load() -> list[float]:
@@ -96,7 +108,108 @@ def run_recipe(name: str, dataset, epochs: int | None = None) -> dict:
             "train_cpu_seconds": result.cpu_seconds, "epochs": result.epochs_run, "best_epoch": result.best_epoch,
             "batch_size": recipe.batch_size, "parameters": int(result.model.count_params()),
             "n_train": int(len(data.y_train)), "val_accuracy": result.history["val_accuracy"],
-            "recipe": recipe.to_dict(), "load_average_before": load_before, "load_average_after": load_after}
+            "recipe": recipe.to_dict(), "precision": result.precision, "replicas": result.replicas,
+            "load_average_before": load_before, "load_average_after": load_after}
+
+
+def _training_key(recipe, precision: str) -> str:
+    """What decides a training run: every recipe field but the name and test-time augmentation."""
+    settings = recipe.to_dict()
+    for evaluation_only in ("name", "tta"):
+        settings.pop(evaluation_only)
+    settings["precision"] = precision
+    return json.dumps(settings, sort_keys=True)
+
+
+def ablate(recipe, data, *, epochs: int | None = None, tricks=None, fit=None, log=print) -> list[dict]:
+    """Train ``recipe`` and each of its ablations on ``data``; one row per variant, the full recipe first.
+
+    Each row: variant, the fields changed, test accuracy (with TTA when the variant keeps
+    it), training seconds, the precision used, and ``accuracy_ratio`` / ``time_ratio``: the
+    row's value over the full recipe's. ``reused`` names the variant whose trained model
+    served when the training would have been identical (its time is that run's).
+    """
+    from cnnkit.devices import resolve_precision
+    from cnnkit.recipes import ablations
+    from cnnkit.training import evaluate, fit_recipe
+
+    fit = fit or fit_recipe
+    trained: dict[str, tuple[str, object]] = {}
+    rows = []
+    for variant, (changed, changes) in ablations(recipe, tricks).items():
+        precision = resolve_precision(changed.precision)
+        key = _training_key(changed, precision)
+        reused = trained[key][0] if key in trained else None
+        if reused is None:
+            log(f"[{time.strftime('%H:%M:%S')}] training {variant} ({changed.name}, {precision}) ...")
+            result = fit(changed, data, epochs=epochs)
+            trained[key] = (variant, result)
+        result = trained[key][1]
+        evaluation = evaluate(result.model, data, tta=changed.tta)
+        accuracy = evaluation.accuracy_tta if changed.tta else evaluation.accuracy
+        rows.append({"variant": variant, "recipe": changed.name,
+                     "changes": {k: list(v) if isinstance(v, tuple) else v for k, v in changes.items()},
+                     "test_accuracy": accuracy, "train_seconds": result.seconds,
+                     "train_cpu_seconds": result.cpu_seconds, "epochs": result.epochs_run,
+                     "precision": result.precision, "replicas": result.replicas, "reused": reused})
+        log(f"  {variant}: test accuracy {accuracy:.2%}, {result.seconds:.1f} s"
+            + (f" (model of {reused!r})" if reused else ""))
+    full = rows[0]
+    for row in rows:
+        row["accuracy_ratio"] = row["test_accuracy"] / full["test_accuracy"] if full["test_accuracy"] else None
+        row["time_ratio"] = row["train_seconds"] / full["train_seconds"]
+    return rows
+
+
+def ablation_markdown(rows, title: str) -> str:
+    """The rows of :func:`ablate` as a Markdown table."""
+    def ratio(value):
+        return "-" if value is None else f"{value:.3f}"
+
+    lines = [f"### {title}", "",
+             "| variant | changed fields | test accuracy | vs full (points) | accuracy / full | train s | time / full | precision | note |",
+             "|---|---|---:|---:|---:|---:|---:|---|---|"]
+    full = rows[0]["test_accuracy"]
+    for row in rows:
+        changes = ", ".join(f"`{k}={v}`" for k, v in row["changes"].items()) or "-"
+        note = f"trained once with {row['reused']!r}" if row["reused"] else ""
+        lines.append(f"| {row['variant']} | {changes} | {row['test_accuracy']:.2%} | "
+                     f"{100 * (row['test_accuracy'] - full):+.2f} | {ratio(row['accuracy_ratio'])} | "
+                     f"{row['train_seconds']:.1f} | {ratio(row['time_ratio'])} | {row['precision']} | {note} |")
+    return "\n".join(lines) + "\n"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
+def run_ablation(args, dataset, machine: dict) -> int:
+    from cnnkit.recipes import get_recipe
+    from cnnkit.training import prepare_data
+
+    recipe = get_recipe(args.recipe)
+    data = prepare_data(dataset, val_fraction=recipe.val_fraction, seed=recipe.seed,
+                        train_size=args.train_size or (FAST_TRAIN if args.fast else None),
+                        test_size=FAST_TEST if args.fast else None)
+    epochs = args.epochs or (1 if args.fast else None)
+    rows = ablate(recipe, data, epochs=epochs, tricks=args.tricks)
+    title = (f"Ablation of the {recipe.name!r} recipe: {data.dataset}, {len(data.y_train)} training images, "
+             f"{epochs or recipe.epochs} epoch(s), {machine['cpu']}")
+    table = ablation_markdown(rows, title)
+    print()
+    print(table)
+    report = {"rows": rows, "recipe": recipe.to_dict(), "epochs": epochs or recipe.epochs,
+              "dataset": data.dataset, "n_train": int(len(data.y_train)), "n_test": int(len(data.y_test)),
+              "fast": bool(args.fast), "machine": machine, "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+    out = Path(args.json)
+    markdown = Path(args.markdown) if args.markdown else out.with_suffix(".md")
+    _write_atomic(out, json.dumps(report, indent=2))
+    _write_atomic(markdown, table)
+    print(f"wrote {out} and {markdown}")
+    return 0
 
 
 def main(argv=None) -> int:
@@ -107,7 +220,32 @@ def main(argv=None) -> int:
                         help="comma-separated subset of tutorial,quick,good (ratios need tutorial)")
     parser.add_argument("--tutorial-epochs", type=int, default=10)
     parser.add_argument("--tutorial-batch", type=int, default=32)
+    parser.add_argument("--ablate", action="store_true",
+                        help="train --recipe with each trick removed in turn; write a Markdown and a JSON table")
+    parser.add_argument("--recipe", default="good", help="the recipe --ablate takes apart (default: good)")
+    parser.add_argument("--tricks", default=None,
+                        help="comma-separated subset of the tricks to remove (default: all of them)")
+    parser.add_argument("--markdown", default=None, help="where --ablate writes its table (default: --json as .md)")
+    parser.add_argument("--dataset", choices=("cifar10", "offline"), default="cifar10",
+                        help="cifar10 (default) or offline (generated; for smoke runs)")
+    parser.add_argument("--fast", action="store_true",
+                        help=f"--ablate on {FAST_TRAIN} training and {FAST_TEST} test images, 1 epoch unless --epochs")
+    parser.add_argument("--epochs", type=int, default=None, help="--ablate: epochs per run (default: the recipe's)")
+    parser.add_argument("--train-size", type=int, default=None, help="--ablate: training images kept")
     args = parser.parse_args(argv)
+    for name in ("epochs", "train_size"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+    if args.tricks is not None:
+        from cnnkit.recipes import ABLATIONS
+
+        args.tricks = [t.strip() for t in args.tricks.split(",") if t.strip()]
+        unknown = [t for t in args.tricks if t not in ABLATIONS]
+        if unknown or not args.tricks:
+            parser.error(f"--tricks: unknown {unknown or args.tricks!r}; choose from {', '.join(ABLATIONS)}")
+    if args.ablate and args.json == parser.get_default("json"):
+        args.json = "runs/ablation.json"
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = set(models) - {"tutorial", "quick", "good"}
     if unknown:
@@ -121,8 +259,14 @@ def main(argv=None) -> int:
 
     from cnnkit.data import load_dataset
 
-    dataset = load_dataset("cifar10", args.data_dir, download=False)
+    dataset = load_dataset(args.dataset, args.data_dir, download=False)
     print(dataset.describe(), flush=True)
+    if args.ablate:
+        from cnnkit.devices import bf16_hardware
+
+        return run_ablation(args, dataset, {"cpu": cpu_model(), "cpu_count": os.cpu_count(),
+                                            "bf16_hardware": bf16_hardware(), "platform": platform.platform(),
+                                            "tensorflow": tf.__version__, "keras": keras.__version__})
     results = {}
     for name in models:
         print(f"[{time.strftime('%H:%M:%S')}] training {name} (load average {_load()}) ...", flush=True)

@@ -6,10 +6,11 @@ from dataclasses import dataclass
 
 from cnnkit._validate import boolean, integer, non_negative_int, one_of, positive_int, probability, real
 
-__all__ = ["Recipe", "RECIPES", "get_recipe", "OPTIMIZERS", "DECAYS"]
+__all__ = ["Recipe", "RECIPES", "get_recipe", "OPTIMIZERS", "DECAYS", "PRECISIONS", "ABLATIONS", "ablations"]
 
 OPTIMIZERS = ("nesterov", "adamw")
 DECAYS = ("linear", "cosine")
+PRECISIONS = ("auto", "float32", "bfloat16")  # see cnnkit.devices.resolve_precision
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,10 @@ class Recipe:
     Schedule: the learning rate rises linearly from 0 to ``learning_rate`` over
     ``warmup_epochs`` and decays (``decay``: "linear" or "cosine") to
     ``final_lr_fraction * learning_rate`` at the last step.
+    ``batch_size`` and ``learning_rate`` are per replica: on k devices the global batch is
+    ``k * batch_size`` and the rate is scaled (:func:`cnnkit.devices.scaled_learning_rate`).
+    Precision: ``"float32"``, ``"bfloat16"`` (Keras' mixed_bfloat16 policy) or ``"auto"``
+    (bfloat16 only where the hardware runs it faster; :func:`cnnkit.devices.resolve_precision`).
     """
 
     name: str
@@ -48,6 +53,7 @@ class Recipe:
     tta: bool = True
     val_fraction: float = 0.1
     patience: int = 4
+    precision: str = "auto"
     seed: int = 0
 
     def __post_init__(self):
@@ -67,6 +73,7 @@ class Recipe:
             real(value, name, low=0.0, low_open=True)
         one_of(self.optimizer, "optimizer", OPTIMIZERS)
         one_of(self.decay, "decay", DECAYS)
+        one_of(self.precision, "precision", PRECISIONS)
         for value, name in ((self.momentum, "momentum"), (self.label_smoothing, "label_smoothing"),
                             (self.dropout, "dropout"), (self.bn_momentum, "bn_momentum"),
                             (self.final_lr_fraction, "final_lr_fraction")):
@@ -96,7 +103,7 @@ class Recipe:
 
 RECIPES: dict[str, Recipe] = {
     # 18.3 M multiply-adds per image, 5 epochs: over 80 % test accuracy in less time than the
-    # TensorFlow tutorial's CNN (10 epochs at batch 32) takes; measured in benchmarks/capstone.py
+    # TensorFlow tutorial's CNN (10 epochs at batch 32) takes; measured in benchmarks/capstone.py, in float32
     "quick": Recipe(name="quick", widths=(32, 64, 128), residual=(False, True, False), epochs=5,
                     batch_size=256, learning_rate=0.8, weight_decay=2.5e-3, warmup_epochs=1.0,
                     label_smoothing=0.2, dropout=0.0, translate=2),
@@ -114,3 +121,35 @@ def get_recipe(name_or_recipe) -> Recipe:
     if name_or_recipe not in RECIPES:
         raise ValueError(f"unknown recipe {name_or_recipe!r}; expected one of {', '.join(RECIPES)}")
     return RECIPES[name_or_recipe]
+
+
+# Each trick of the good recipe and the recipe fields that take it out (the rest of the recipe unchanged).
+ABLATIONS: dict[str, object] = {
+    "whitening": lambda r: {"whiten_patch": 0},  # a trainable 3x3 stem convolution instead
+    "residual blocks": lambda r: {"residual": (False,) * len(r.widths)},
+    "label smoothing": lambda r: {"label_smoothing": 0.0},
+    "test-time augmentation": lambda r: {"tta": False},
+    "warm-up": lambda r: {"warmup_epochs": 0.0},
+    "weight decay": lambda r: {"weight_decay": 0.0},
+    "bfloat16": lambda r: {"precision": "float32"},
+}
+
+
+def ablations(recipe="good", tricks=None) -> dict[str, tuple[Recipe, dict]]:
+    """``{"full": (recipe, {}), "no <trick>": (recipe without it, the fields changed), ...}``.
+
+    One entry per trick of :data:`ABLATIONS` (or of ``tricks``, a subset of its names), in
+    that order; each variant is ``dataclasses.replace(recipe, **changes)``, validated
+    like any recipe and named ``"<recipe>_no_<trick>"``.
+    """
+    recipe = get_recipe(recipe)
+    chosen = list(ABLATIONS) if tricks is None else list(tricks)
+    unknown = [t for t in chosen if t not in ABLATIONS]
+    if unknown:
+        raise ValueError(f"unknown tricks {unknown!r}; expected names from {', '.join(ABLATIONS)}")
+    variants = {"full": (recipe, {})}
+    for trick in chosen:
+        changes = ABLATIONS[trick](recipe)
+        name = f"{recipe.name}_no_{trick.replace(' ', '_').replace('-', '_')}"
+        variants[f"no {trick}"] = (dataclasses.replace(recipe, name=name, **changes), changes)
+    return variants

@@ -62,32 +62,32 @@ def patch_whitening_kernel(x, mean, std, patch: int = 2, *, eps: float = 5e-4, m
     return kernel.astype(np.float32)
 
 
-def _conv(filters: int, name: str, kernel_size: int = 3):
+def _conv(filters: int, name: str, kernel_size: int = 3, dtype=None):
     return layers.Conv2D(filters, kernel_size, padding="same", use_bias=False, kernel_initializer="he_normal",
-                         name=name)
+                         name=name, dtype=dtype)
 
 
-def resnet9_block(x, filters: int, *, name: str = "res", bn_momentum: float = 0.9):
+def resnet9_block(x, filters: int, *, name: str = "res", bn_momentum: float = 0.9, dtype=None):
     """``out = x + F(x)`` with ``F = ReLU(BN(Conv3x3(ReLU(BN(Conv3x3(x))))))`` (Page's ResNet-9 block).
 
     Shapes: x (B, H, W, filters) -> out (B, H, W, filters); both convolutions keep the
     size ("same" padding) and have no bias (batch norm's beta replaces it). With zero
     kernels F(x) = 0 and the block is the identity: the skip connection lets a deep
-    network start as a shallow one.
+    network start as a shallow one. ``dtype``: the layers' Keras dtype policy (None: the global one).
     """
     if x.shape[-1] != filters:
         raise ValueError(f"a residual block needs as many input channels as filters to add them: "
                          f"input has {x.shape[-1]}, filters={filters}")
     y = x
     for i in (1, 2):
-        y = _conv(filters, f"{name}_conv{i}")(y)
-        y = layers.BatchNormalization(momentum=bn_momentum, name=f"{name}_bn{i}")(y)
-        y = layers.ReLU(name=f"{name}_relu{i}")(y)
-    return layers.Add(name=f"{name}_add")([x, y])
+        y = _conv(filters, f"{name}_conv{i}", dtype=dtype)(y)
+        y = layers.BatchNormalization(momentum=bn_momentum, name=f"{name}_bn{i}", dtype=dtype)(y)
+        y = layers.ReLU(name=f"{name}_relu{i}", dtype=dtype)(y)
+    return layers.Add(name=f"{name}_add", dtype=dtype)([x, y])
 
 
 def build_model(recipe="quick", *, whitening_kernel=None, input_shape=(32, 32, 3), num_classes: int = 10,
-                seed: int = 0):
+                seed: int = 0, precision: str | None = None):
     """The recipe's network; input (B, H, W, C) standardised images, output (B, num_classes) logits.
 
     Layout: [whitening Conv(patch x patch, frozen) -> ReLU] or [Conv3x3 -> BN -> ReLU];
@@ -95,14 +95,24 @@ def build_model(recipe="quick", *, whitening_kernel=None, input_shape=(32, 32, 3
     then global max pooling -> [Dropout] -> Dense(num_classes, no bias) -> x logit_scale.
     ``whitening_kernel`` comes from :func:`patch_whitening_kernel` on the training split;
     without it the frozen layer keeps a random He initialisation (for shape checks only).
+
+    ``precision``: ``"auto"``, ``"float32"`` or ``"bfloat16"`` (default: the recipe's), resolved
+    by :func:`cnnkit.devices.resolve_precision`. With bfloat16 every layer between the
+    first and the last runs under the ``mixed_bfloat16`` policy (float32 weights,
+    bfloat16 products); the input, the whitening convolution (whose eigen-filters have
+    a dynamic range bfloat16 would round away), the classifier and the logits stay
+    float32, so the loss and the softmax see float32 logits.
     """
+    from cnnkit.devices import keras_policy, resolve_precision
+
     recipe = get_recipe(recipe)
+    body = keras_policy(resolve_precision(recipe.precision if precision is None else precision))
     keras.utils.set_random_seed(seed)
-    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    inputs = keras.Input(shape=tuple(input_shape), name="image", dtype="float32")
     if recipe.whiten_patch:
         channels = 2 * recipe.whiten_patch**2 * input_shape[-1]
         whiten = layers.Conv2D(channels, recipe.whiten_patch, strides=recipe.whiten_stride, padding="valid",
-                               use_bias=False, name="whiten")
+                               use_bias=False, name="whiten", dtype="float32")
         x = whiten(inputs)
         if whitening_kernel is not None:
             kernel = np.asarray(whitening_kernel, np.float32)
@@ -110,21 +120,21 @@ def build_model(recipe="quick", *, whitening_kernel=None, input_shape=(32, 32, 3
                 raise ValueError(f"whitening_kernel must have shape {tuple(whiten.kernel.shape)}, got {kernel.shape}")
             whiten.set_weights([kernel])
         whiten.trainable = False
-        x = layers.ReLU(name="whiten_relu")(x)
+        x = layers.ReLU(name="whiten_relu", dtype=body)(x)
     else:
-        x = _conv(recipe.stem_width, "stem_conv")(inputs)
-        x = layers.BatchNormalization(momentum=recipe.bn_momentum, name="stem_bn")(x)
-        x = layers.ReLU(name="stem_relu")(x)
+        x = _conv(recipe.stem_width, "stem_conv", dtype=body)(inputs)
+        x = layers.BatchNormalization(momentum=recipe.bn_momentum, name="stem_bn", dtype=body)(x)
+        x = layers.ReLU(name="stem_relu", dtype=body)(x)
     for i, (width, res) in enumerate(zip(recipe.widths, recipe.residual), start=1):
-        x = _conv(width, f"stage{i}_conv")(x)
-        x = layers.MaxPooling2D(2, name=f"stage{i}_pool")(x)
-        x = layers.BatchNormalization(momentum=recipe.bn_momentum, name=f"stage{i}_bn")(x)
-        x = layers.ReLU(name=f"stage{i}_relu")(x)
+        x = _conv(width, f"stage{i}_conv", dtype=body)(x)
+        x = layers.MaxPooling2D(2, name=f"stage{i}_pool", dtype=body)(x)
+        x = layers.BatchNormalization(momentum=recipe.bn_momentum, name=f"stage{i}_bn", dtype=body)(x)
+        x = layers.ReLU(name=f"stage{i}_relu", dtype=body)(x)
         if res:
-            x = resnet9_block(x, width, name=f"stage{i}_res", bn_momentum=recipe.bn_momentum)
-    x = layers.GlobalMaxPooling2D(name="global_max")(x)
+            x = resnet9_block(x, width, name=f"stage{i}_res", bn_momentum=recipe.bn_momentum, dtype=body)
+    x = layers.GlobalMaxPooling2D(name="global_max", dtype=body)(x)
     if recipe.dropout:
-        x = layers.Dropout(recipe.dropout, seed=seed, name="dropout")(x)
-    x = layers.Dense(num_classes, use_bias=False, name="classifier")(x)
-    outputs = layers.Rescaling(recipe.logit_scale, name="logits")(x)
+        x = layers.Dropout(recipe.dropout, seed=seed, name="dropout", dtype=body)(x)
+    x = layers.Dense(num_classes, use_bias=False, name="classifier", dtype="float32")(x)
+    outputs = layers.Rescaling(recipe.logit_scale, name="logits", dtype="float32")(x)
     return keras.Model(inputs, outputs, name=f"cnnkit_{recipe.name}")

@@ -63,12 +63,20 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
                 "final": self.final, "shape": self.shape}
 
 
-def recipe_schedule(recipe, steps_per_epoch: int, epochs: int | None = None):
-    """The :class:`WarmupDecay` of ``recipe`` for ``epochs`` (default: the recipe's) of ``steps_per_epoch`` steps."""
+def recipe_schedule(recipe, steps_per_epoch: int, epochs: int | None = None, replicas: int = 1):
+    """The :class:`WarmupDecay` of ``recipe`` for ``epochs`` (default: the recipe's) of ``steps_per_epoch`` steps.
+
+    On ``replicas`` devices (each taking the recipe's batch, so ``steps_per_epoch`` counts
+    global batches) the peak rate is :func:`cnnkit.devices.scaled_learning_rate`: linear
+    in the replica count for SGD, square-root for AdamW. The warm-up and the decay are
+    counted in epochs, so they cover the same share of the run whatever the batch.
+    """
+    from cnnkit.devices import scaled_learning_rate
+
     recipe = get_recipe(recipe)
     epochs = positive_int(epochs if epochs is not None else recipe.epochs, "epochs")
     steps_per_epoch = positive_int(steps_per_epoch, "steps_per_epoch")
+    peak = scaled_learning_rate(recipe.learning_rate, recipe.optimizer, replicas)
     total = epochs * steps_per_epoch
     warmup = min(int(round(recipe.warmup_epochs * steps_per_epoch)), total - 1)
-    return WarmupDecay(recipe.learning_rate, total, warmup,
-                       recipe.final_lr_fraction * recipe.learning_rate, recipe.decay)
+    return WarmupDecay(peak, total, warmup, recipe.final_lr_fraction * peak, recipe.decay)

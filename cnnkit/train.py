@@ -12,7 +12,7 @@ Writes into ``--out``:
   asks for it), ``test_accuracy_plain``, ``train_seconds``, ``train_cpu_seconds``,
   ``epochs``, ``recipe``, ``dataset``, per-class accuracy, the history, the training
   split's mean and std, load averages, versions and the machine (CPU model, the devices
-  TensorFlow trained on, the precision policy);
+  TensorFlow trained on, the precision used, the tf.distribute strategy and its replicas);
 * ``curves.png`` (loss and accuracy per epoch), ``learning_rate.png``, ``confusion.png``.
 
 ``--out`` is checked before any data is loaded: its missing parent folders are created,
@@ -64,7 +64,7 @@ def _positive_int(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from cnnkit.data import DATASETS
-    from cnnkit.recipes import RECIPES
+    from cnnkit.recipes import PRECISIONS, RECIPES
 
     parser = argparse.ArgumentParser(
         prog="python -m cnnkit.train",
@@ -91,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--download", action="store_true",
                         help="allow downloading CIFAR-10 through Keras when no local copy is found")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--precision", choices=PRECISIONS, default=None,
+                        help="float32, bfloat16 (Keras' mixed_bfloat16) or auto: bfloat16 only where the "
+                             "hardware runs it faster (default: the recipe's, auto)")
+    parser.add_argument("--cpu-devices", type=_positive_int, default=1, metavar="N",
+                        help="split the CPU into N logical devices and train on them with MirroredStrategy "
+                             "(shows the multi-device path without GPUs; no faster). Several GPUs are "
+                             "mirrored without it, and TF_CONFIG selects several machines; see docs/devices.md")
     return parser
 
 
@@ -221,11 +228,15 @@ def _progress_callback(total_epochs: int):
     return EpochLine()
 
 
-def _machine(tf, keras) -> dict:
-    """What the run trained on: CPU model, TensorFlow's devices, Keras' precision policy."""
+def _machine(tf, result) -> dict:
+    """What the run trained on: CPU model, TensorFlow's devices, the precision and the replicas used."""
+    from cnnkit.devices import bf16_hardware, keras_policy
+
     devices = [d.name for d in tf.config.list_logical_devices()]
     return {"cpu": cpu_model(), "devices": devices, "device_count": len(devices),
-            "precision": keras.mixed_precision.global_policy().name}
+            "bf16_hardware": bf16_hardware(), "precision": result.precision,
+            "keras_policy": keras_policy(result.precision), "strategy": result.strategy,
+            "replicas": result.replicas, "global_batch": result.global_batch}
 
 
 def run(args) -> dict:
@@ -255,23 +266,31 @@ def _train_into(args, out: Path, staging: Path) -> dict:
     from cnnkit.training import evaluate, fit_recipe, get_recipe, prepare_data
 
     recipe = get_recipe(args.recipe)
+    if args.precision is not None:
+        recipe = recipe.replace(precision=args.precision)
     dataset = load_dataset(args.dataset, args.data_dir, download=args.download)  # fails fast, before TensorFlow
     print(dataset.describe(), flush=True)
     tf = import_tensorflow()
     import keras
+
+    from cnnkit.devices import make_strategy, split_cpu
+
+    devices = split_cpu(args.cpu_devices) if args.cpu_devices > 1 else None  # before any TensorFlow op
+    strategy = make_strategy(devices)
 
     seed_everything(recipe.seed)
     data = prepare_data(dataset, val_fraction=recipe.val_fraction, seed=recipe.seed,
                         train_size=FAST_TRAIN if args.fast else None, test_size=FAST_TEST if args.fast else None)
     del dataset
     epochs = args.epochs or (FAST_EPOCHS if args.fast else recipe.epochs)
-    print(f"recipe {recipe.name!r}: {epochs} epochs | {data.describe()}", flush=True)
+    print(f"recipe {recipe.name!r}: {epochs} epochs | {data.describe()} | "
+          f"{strategy.num_replicas_in_sync} replica(s)", flush=True)
 
     interactive = sys.stdout.isatty() and not args.quiet
     callbacks = [] if (interactive or args.quiet) else [_progress_callback(epochs)]
     load_before = os.getloadavg()
     result = fit_recipe(recipe, data, epochs=epochs, verbose=1 if interactive else 0, callbacks=callbacks,
-                        checkpoint_path=staging / "model.keras")
+                        checkpoint_path=staging / "model.keras", strategy=strategy)
     load_after = os.getloadavg()
     if not (staging / "model.keras").exists():  # no epoch improved on the first: keep the final weights
         result.model.save(staging / "model.keras")
@@ -303,7 +322,7 @@ def _train_into(args, out: Path, staging: Path) -> dict:
         "load_average_before": [round(v, 2) for v in load_before],
         "load_average_after": [round(v, 2) for v in load_after],
         "cpu_count": os.cpu_count(),
-        "machine": _machine(tf, keras),
+        "machine": _machine(tf, result),
         "versions": {"cnnkit": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
                      "numpy": np.__version__},
         "command": sys.argv,

@@ -102,25 +102,30 @@ def make_pipeline(x, y, *, mean, std, batch_size: int = 256, num_classes: int = 
 # --------------------------------------------------------------------------- optimiser
 
 
-def make_optimizer(recipe, steps_per_epoch: int, epochs: int | None = None):
-    """SGD with Nesterov momentum, or AdamW, on the recipe's schedule with (decoupled) weight decay."""
+def make_optimizer(recipe, steps_per_epoch: int, epochs: int | None = None, replicas: int = 1):
+    """SGD with Nesterov momentum, or AdamW, on the recipe's schedule with (decoupled) weight decay.
+
+    ``replicas``: devices training in step; the peak rate is scaled to the global batch
+    (:func:`recipe_schedule`).
+    """
     recipe = get_recipe(recipe)
-    schedule = recipe_schedule(recipe, steps_per_epoch, epochs)
+    schedule = recipe_schedule(recipe, steps_per_epoch, epochs, replicas)
     if recipe.optimizer == "nesterov":
         return keras.optimizers.SGD(schedule, momentum=recipe.momentum, nesterov=True,
                                     weight_decay=recipe.weight_decay or None)
     return keras.optimizers.AdamW(schedule, weight_decay=recipe.weight_decay)
 
 
-def compile_model(model, recipe, steps_per_epoch: int, epochs: int | None = None):
+def compile_model(model, recipe, steps_per_epoch: int, epochs: int | None = None, replicas: int = 1):
     """Compile with the recipe's optimiser and cross-entropy on logits with label smoothing.
 
     With smoothing ``s`` and K classes the target of the true class is ``1 - s + s/K``
-    and of every other class ``s/K``.
+    and of every other class ``s/K``. Under a ``tf.distribute`` strategy, call it inside
+    ``strategy.scope()`` (as :func:`fit_recipe` does) with the strategy's ``replicas``.
     """
     recipe = get_recipe(recipe)
     model.compile(
-        optimizer=make_optimizer(recipe, steps_per_epoch, epochs),
+        optimizer=make_optimizer(recipe, steps_per_epoch, epochs, replicas),
         loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=recipe.label_smoothing),
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
         jit_compile=False,  # XLA made these models 2-4x slower on CPU (measured)
@@ -143,10 +148,14 @@ class FitResult:
     epochs_run: int
     steps_per_epoch: int
     schedule: object = field(repr=False, default=None)
+    precision: str = "float32"
+    replicas: int = 1
+    strategy: str = "default"
+    global_batch: int = 0
 
 
 def fit_recipe(recipe, data: PreparedData, *, epochs: int | None = None, callbacks=(), verbose: int = 0,
-               checkpoint_path: str | os.PathLike | None = None) -> FitResult:
+               checkpoint_path: str | os.PathLike | None = None, strategy=None) -> FitResult:
     """Train the recipe's model on ``data`` and return it with the best validation weights restored.
 
     The timed part covers everything that depends on the training data: the whitening
@@ -154,24 +163,44 @@ def fit_recipe(recipe, data: PreparedData, *, epochs: int | None = None, callbac
     recipe's epoch count (the schedule is stretched to it). Early stopping watches the
     validation accuracy with the recipe's patience; when ``checkpoint_path`` is given, the
     best model is also saved there as ``.keras`` each time the validation accuracy improves.
+
+    Devices: the model is built and trained under ``strategy`` (default
+    :func:`cnnkit.devices.make_strategy`: one device, all GPUs mirrored, or several
+    machines under ``TF_CONFIG``). With k replicas each takes the recipe's batch B, so
+    one step sees the global batch ``k * B`` and an epoch has ``N // (k * B)`` steps; the
+    peak learning rate follows the linear rule for SGD (``k * lr``) and the square-root
+    rule for AdamW (``sqrt(k) * lr``), see :func:`cnnkit.devices.scaled_learning_rate`.
+    Precision: the recipe's, resolved by :func:`cnnkit.devices.resolve_precision`.
     """
+    from cnnkit.devices import make_strategy, replica_count, resolve_precision, strategy_name
+
     recipe = get_recipe(recipe)
     epochs = positive_int(epochs if epochs is not None else recipe.epochs, "epochs")
+    strategy = make_strategy() if strategy is None else strategy
+    if not isinstance(strategy, tf.distribute.Strategy):
+        raise TypeError(f"strategy must be a tf.distribute.Strategy, got {type(strategy).__name__}")
+    replicas = replica_count(strategy)
+    precision = resolve_precision(recipe.precision)
     start, cpu_start = time.perf_counter(), time.process_time()
     keras.utils.set_random_seed(recipe.seed)
     kernel = None
     if recipe.whiten_patch:
         kernel = patch_whitening_kernel(data.x_train, data.mean, data.std, recipe.whiten_patch, seed=recipe.seed)
-    model = build_model(recipe, whitening_kernel=kernel, input_shape=data.x_train.shape[1:],
-                        num_classes=data.num_classes, seed=recipe.seed)
-    batch = min(recipe.batch_size, data.x_train.shape[0])
+    batch = min(recipe.batch_size * replicas, data.x_train.shape[0])
     steps = data.x_train.shape[0] // batch
-    compile_model(model, recipe, steps, epochs)
+    with strategy.scope():
+        model = build_model(recipe, whitening_kernel=kernel, input_shape=data.x_train.shape[1:],
+                            num_classes=data.num_classes, seed=recipe.seed, precision=precision)
+        compile_model(model, recipe, steps, epochs, replicas)
     train = make_pipeline(data.x_train, data.y_train, mean=data.mean, std=data.std, batch_size=batch,
                           num_classes=data.num_classes, training=True, flip=recipe.flip,
                           translate=recipe.translate, seed=recipe.seed, repeat=True)
     val = make_pipeline(data.x_val, data.y_val, mean=data.mean, std=data.std, batch_size=1000,
                         num_classes=data.num_classes)
+    if replicas > 1:  # the pipelines draw indices, not files: each worker takes its share of the batches
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        train, val = train.with_options(options), val.with_options(options)
     stopper = keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=recipe.patience,
                                             restore_best_weights=True)
     extra = [stopper]
@@ -182,12 +211,13 @@ def fit_recipe(recipe, data: PreparedData, *, epochs: int | None = None, callbac
                     callbacks=[*extra, *callbacks])
     history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
     history.pop("learning_rate", None)
-    schedule = recipe_schedule(recipe, steps, epochs)
+    schedule = recipe_schedule(recipe, steps, epochs, replicas)
     history["lr"] = [float(schedule.values([e * steps])[0]) for e in range(len(history["loss"]))]
     val_acc = history.get("val_accuracy", [0.0])
     best_epoch = int(np.argmax(val_acc)) + 1
     return FitResult(model, history, best_epoch, time.perf_counter() - start, time.process_time() - cpu_start,
-                     len(history["loss"]), steps, schedule)
+                     len(history["loss"]), steps, schedule, precision=precision, replicas=replicas,
+                     strategy=strategy_name(strategy), global_batch=batch)
 
 
 # --------------------------------------------------------------------------- evaluation

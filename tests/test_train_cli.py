@@ -189,3 +189,26 @@ def test_refusal_happens_before_the_data_is_touched(tmp_path, monkeypatch, capsy
 def test_help_describes_the_output_folder():
     text = cli.build_parser().format_help()
     assert "--overwrite" in text and "created with its parents" in text
+
+
+def test_help_loads_no_tensorflow_and_names_the_device_options():
+    code = ("import runpy, sys\n"
+            "sys.argv = ['cnnkit.train', '--help']\n"
+            "try:\n    runpy.run_module('cnnkit.train', run_name='__main__')\n"
+            "except SystemExit as exc:\n    assert exc.code == 0, exc.code\n"
+            "print('LOADED', sorted({'tensorflow', 'keras'} & set(sys.modules)))\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "LOADED []" in done.stdout
+    assert "--precision {auto,float32,bfloat16}" in done.stdout and "--cpu-devices N" in done.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--precision", "float16"], "invalid choice: 'float16'"),
+    (["--cpu-devices", "0"], "expected a positive integer (>= 1), got 0"),
+])
+def test_bad_device_options_exit_2_before_anything_runs(tmp_path, args, message):
+    done = _cli("--out", str(tmp_path / "run"), *args, *NO_DATA, cwd=tmp_path, timeout=60)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert list(tmp_path.iterdir()) == []

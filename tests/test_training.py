@@ -471,7 +471,11 @@ def test_cli_fast_offline_run_writes_model_metrics_and_figures(tmp_path):
     assert 0.0 <= metrics["test_accuracy"] <= 1.0 and metrics["train_seconds"] > 0
     assert metrics["normalization"]["fitted_on"] == "training split"
     machine = metrics["machine"]
-    assert machine["cpu"] and machine["precision"] == "float32"
+    from cnnkit.devices import keras_policy, resolve_precision
+
+    assert machine["cpu"] and machine["precision"] == resolve_precision("auto")  # the recipe's "auto", resolved
+    assert machine["keras_policy"] == keras_policy(machine["precision"])
+    assert (machine["strategy"], machine["replicas"]) == ("default", 1)
     assert machine["device_count"] == len(machine["devices"]) >= 1 and "CPU" in machine["devices"][0]
     assert _leftovers(tmp_path) == []
     model = T.load_model(out / "model.keras")

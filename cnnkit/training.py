@@ -43,7 +43,6 @@ from cnnkit.env import import_tensorflow
 from cnnkit.pipeline import batches, random_flip, random_translate
 from cnnkit.recipes import RECIPES, Recipe, get_recipe
 from cnnkit.resnet9 import build_model, patch_whitening_kernel, resnet9_block
-from cnnkit.resnet9 import resnet9_block as residual_block  # the name lesson 09 uses (T.residual_block)
 from cnnkit.schedules import WarmupDecay, recipe_schedule
 from cnnkit.training_data import (
     PreparedData, _check_images, _check_labels, _check_statistics, channel_statistics, prepare_data,

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-keras = pytest.importorskip("keras")
+import keras  # the oracle: required, never skipped
 import tensorflow as tf  # noqa: E402
 
 try:  # the function model.summary() uses for its "Trainable params" line
@@ -481,3 +481,17 @@ def test_blueprint_counts_without_allocating_and_runs_when_asked():
     with pytest.raises(TypeError, match="builder"):
         arch.blueprint("resnet18")
     keras.backend.clear_session()
+
+
+def test_keras_resnet50_counts_conv_biases_and_moving_statistics_on_top_of_torchvision():
+    """keras.applications.ResNet50's 25,636,712 = torchvision's 25,557,032 + conv biases + BN moving mean/variance."""
+    model = keras.applications.ResNet50(weights=None)
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    biases = sum(layer.filters for layer in convs if layer.use_bias)
+    moving = sum(int(np.prod(w.shape)) for layer in model.layers
+                 if isinstance(layer, keras.layers.BatchNormalization) for w in layer.non_trainable_weights)
+    assert model.count_params() == 25_636_712
+    assert (biases, moving) == (26_560, 53_120)
+    assert model.count_params() - biases - moving == EXPECTED["resnet50"]
+    ours = arch.resnet50()
+    assert sum(int(np.prod(w.shape)) for w in ours.trainable_weights) == EXPECTED["resnet50"]

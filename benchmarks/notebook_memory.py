@@ -39,6 +39,8 @@ import nbformat
 import psutil
 from nbclient import NotebookClient
 
+from cnnkit.instructor.notebooks import dumps, write_atomic
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "lessons.json"
 RUN_TIME = "**Run time:**"
@@ -101,12 +103,6 @@ def _rss(pid: int) -> tuple[int, int]:
         return 0, 0
 
 
-def _write_atomic(nb, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    nbformat.write(nb, tmp)
-    os.replace(tmp, path)
-
-
 def run(path: Path, timeout: int = 3600, inplace: bool = False, record: bool = False) -> dict:
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
@@ -143,7 +139,7 @@ def run(path: Path, timeout: int = 3600, inplace: bool = False, record: bool = F
         if record:
             stamp(nb, {"seconds": seconds, "cores": os.cpu_count()})
         if inplace:  # only a run that finished without an error replaces the saved notebook
-            _write_atomic(nb, path)
+            write_atomic(path, dumps(nb))
     except Exception as exc:  # report and go on with the next notebook
         error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     finally:
@@ -162,10 +158,7 @@ def _record(result: dict) -> None:
         "seconds": result["seconds"], "peak_mib": result["peak_mib"], "anon_mib": result["anon_mib"],
         "cores": os.cpu_count(), "cpu": _cpu_model(), "date": time.strftime("%Y-%m-%d"),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp = RESULTS.with_name(f".{RESULTS.name}.tmp")
-    tmp.write_text(json.dumps(dict(sorted(table.items())), indent=2) + "\n")
-    os.replace(tmp, RESULTS)
+    write_atomic(RESULTS, json.dumps(dict(sorted(table.items())), indent=2) + "\n")
 
 
 def main() -> None:
@@ -201,7 +194,7 @@ def main() -> None:
             path = ROOT / result["notebook"]
             nb = nbformat.read(path, as_version=4)
             stamp(nb, {"seconds": result["seconds"], "cores": os.cpu_count()})
-            _write_atomic(nb, path)
+            write_atomic(path, dumps(nb))
             print(f"recorded {result['notebook']}: {run_time_line({'seconds': result['seconds'], 'cores': os.cpu_count()})}")
         return
     paths = [p.resolve() for p in args.notebooks] or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))

@@ -88,6 +88,27 @@ def feature_maps(maps, ncols: int = 8, title: str | None = None, cmap: str = "vi
     return fig
 
 
+def _epoch_panels(plt, n: int):
+    """One row of ``n`` panels for per-epoch curves, and the colour cycle (one colour per run)."""
+    fig, axes = plt.subplots(1, n, figsize=(5.2 * n, 3.6), squeeze=False)
+    return fig, axes, plt.rcParams["axes.prop_cycle"].by_key()["color"]
+
+
+def _epoch_axis(ax, ylabel: str) -> None:
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+
+
+def _finish_panels(fig, legend_ax, title: str | None):
+    legend_ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 def seed_curves(runs: dict, metrics=("loss", "val_accuracy"), title: str | None = None):
     """Plot every run of :func:`cnnkit.experiments.compare_seeds`: one colour per label, one thin line per seed.
 
@@ -97,8 +118,7 @@ def seed_curves(runs: dict, metrics=("loss", "val_accuracy"), title: str | None 
     plt = _plt()
     if not runs:
         raise ValueError("runs is empty: pass {label: [history_dict, ...]}")
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 3.6), squeeze=False)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig, axes, colors = _epoch_panels(plt, len(metrics))
     for ax, metric in zip(axes.flat, metrics):
         for j, (label, histories) in enumerate(runs.items()):
             color = colors[j % len(colors)]
@@ -108,15 +128,8 @@ def seed_curves(runs: dict, metrics=("loss", "val_accuracy"), title: str | None 
                 ax.plot(epochs, curve, "-", lw=0.8, alpha=0.45, color=color)
             ax.plot(epochs, curves.mean(axis=0), "-o", ms=3, lw=2, color=color,
                     label=f"{label} (mean of {len(curves)})")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(metric.replace("val_", "validation "))
-        ax.grid(alpha=0.3)
-        ax.xaxis.get_major_locator().set_params(integer=True)
-    axes.flat[-1].legend(fontsize=7)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+        _epoch_axis(ax, metric.replace("val_", "validation "))
+    return _finish_panels(fig, axes.flat[-1], title)
 
 
 def training_curves(histories: dict, metrics=("loss", "accuracy"), title: str | None = None):
@@ -128,8 +141,7 @@ def training_curves(histories: dict, metrics=("loss", "accuracy"), title: str | 
     plt = _plt()
     if not histories:
         raise ValueError("histories is empty: pass {label: history_dict}")
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 3.6), squeeze=False)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig, axes, colors = _epoch_panels(plt, len(metrics))
     for ax, metric in zip(axes.flat, metrics):
         for j, (label, hist) in enumerate(histories.items()):
             color = colors[j % len(colors)]
@@ -139,15 +151,8 @@ def training_curves(histories: dict, metrics=("loss", "accuracy"), title: str | 
             if f"val_{metric}" in hist:
                 epochs = np.arange(1, len(hist[f"val_{metric}"]) + 1)
                 ax.plot(epochs, hist[f"val_{metric}"], "--s", ms=3, color=color, label=f"{label} (val)")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(metric)
-        ax.grid(alpha=0.3)
-        ax.xaxis.get_major_locator().set_params(integer=True)
-    axes.flat[0].legend(fontsize=7)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+        _epoch_axis(ax, metric)
+    return _finish_panels(fig, axes.flat[0], title)
 
 
 def confusion_counts(y_true, y_pred, num_classes: int) -> np.ndarray:

@@ -144,6 +144,20 @@ def call_answer(fn, name: str, *args, detail: str = "", **kwargs):
         fail(f"{name} raised {_raised_name(exc)}: {exc}{detail}")
 
 
+def call_block(fn, call: str, input_shape, args: tuple = (), *, returns: str = "the tensor"):
+    """:func:`block_model` of a student's block ``fn``, failing as :func:`call_answer` does, naming ``call``.
+
+    A result that is not a block fails with "return ``returns`` computed from x with the functional API".
+    """
+    def build():
+        try:
+            return block_model(fn, tuple(input_shape), tuple(args))
+        except NotABlock as exc:
+            fail(f"{call} {exc}; return {returns} computed from x with the functional API")
+
+    return call_answer(build, call)
+
+
 def expect_count(value, name: str) -> int:
     """Return ``value`` as an int, failing unless it is a whole number (a parameter count, a size)."""
     unanswered(value, name)

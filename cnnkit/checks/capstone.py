@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnnkit.checks import (
-    NotABlock, _raised_name, block_model, call_answer, case_rng, cases, expect_callable, fail, numeric_array, passed,
+    call_answer, call_block, case_rng, cases, expect_callable, fail, numeric_array, passed,
 )
 from cnnkit.checks.open_training import BUDGET, TIERS, check_open_training, show_estimate  # noqa: F401
 from cnnkit.checks.quiz import Question, check_choice
@@ -113,15 +113,7 @@ def check_residual_block(residual_block) -> None:
     h, w, c = cases([(6, 6, 8)], lambda r: [(int(r.integers(4, 9)), int(r.integers(4, 9)), int(r.integers(3, 11)))],
                     seed=1)[0]
     call = f"residual_block(keras.Input({(h, w, c)}), {c})"
-    try:
-        model = block_model(residual_block, (h, w, c), (c,))
-    except NotImplementedError:
-        fail(f"{call} raised NotImplementedError: the answer is not written yet; replace "
-             "`raise NotImplementedError()` with your code and run the cell")
-    except NotABlock as exc:
-        fail(f"{call} {exc}; return the tensor computed from x with the functional API")
-    except Exception as exc:
-        fail(f"{call} raised {_raised_name(exc)}: {exc}")
+    model = call_block(residual_block, call, (h, w, c), (c,))
     shape = tuple(model.output_shape)
     if shape != (None, h, w, c):
         fail(f"the block maps (None, {h}, {w}, {c}) to {shape}; it must keep the shape so that x can be added: "

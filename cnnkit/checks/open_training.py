@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cnnkit import _validate
-from cnnkit.checks import NotABlock, _raised_name, block_model, cases, fail, passed
+from cnnkit.checks import call_block, cases, fail, passed
 
 OPTIMIZERS = ("adam", "sgd", "momentum", "nesterov", "rmsprop")   # the names cnnkit.experiments.train knows
 PLAN_FIELDS = ("epochs", "batch_size", "optimizer", "learning_rate", "augment")
@@ -305,15 +305,7 @@ def _draw_shape(rng) -> list[tuple[tuple[int, int, int], int]]:
 
 def _build(classifier, input_shape, num_classes):
     call = f"classifier(keras.Input({tuple(input_shape)}), {num_classes})"
-    try:
-        return block_model(classifier, tuple(input_shape), (num_classes,))
-    except NotImplementedError:
-        fail(f"{call} raised NotImplementedError: the answer is not written yet; replace "
-             "`raise NotImplementedError()` with your code and run the cell")
-    except NotABlock as exc:
-        fail(f"{call} {exc}; return the probabilities tensor computed from x with the functional API")
-    except Exception as exc:
-        fail(f"{call} raised {_raised_name(exc)}: {exc}")
+    return call_block(classifier, call, input_shape, (num_classes,), returns="the probabilities tensor")
 
 
 def check_open_training(classifier, training_plan, tier: int) -> None:

@@ -39,7 +39,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cnnkit._validate import boolean, integer, non_negative_int, positive_int
-from cnnkit.env import import_tensorflow
+from cnnkit.env import import_tensorflow, traced_gradients_released
+from cnnkit.experiments import compile_for_training
 from cnnkit.pipeline import batches, random_flip, random_translate
 from cnnkit.recipes import RECIPES, Recipe, get_recipe
 from cnnkit.resnet9 import build_model, patch_whitening_kernel, resnet9_block
@@ -123,7 +124,8 @@ def compile_model(model, recipe, steps_per_epoch: int, epochs: int | None = None
     ``strategy.scope()`` (as :func:`fit_recipe` does) with the strategy's ``replicas``.
     """
     recipe = get_recipe(recipe)
-    model.compile(
+    compile_for_training(
+        model,
         optimizer=make_optimizer(recipe, steps_per_epoch, epochs, replicas),
         loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=recipe.label_smoothing),
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
@@ -206,8 +208,9 @@ def fit_recipe(recipe, data: PreparedData, *, epochs: int | None = None, callbac
     if checkpoint_path is not None:
         extra.append(keras.callbacks.ModelCheckpoint(os.fspath(checkpoint_path), monitor="val_accuracy",
                                                      mode="max", save_best_only=True))
-    fit = model.fit(train, validation_data=val, epochs=epochs, steps_per_epoch=steps, verbose=verbose, shuffle=False,
-                    callbacks=[*extra, *callbacks])
+    with traced_gradients_released():
+        fit = model.fit(train, validation_data=val, epochs=epochs, steps_per_epoch=steps, verbose=verbose,
+                        shuffle=False, callbacks=[*extra, *callbacks])
     history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
     history.pop("learning_rate", None)
     schedule = recipe_schedule(recipe, steps, epochs, replicas)

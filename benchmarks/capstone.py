@@ -161,24 +161,6 @@ def ablate(recipe, data, *, epochs: int | None = None, tricks=None, fit=None, lo
     return rows
 
 
-def ablation_markdown(rows, title: str) -> str:
-    """The rows of :func:`ablate` as a Markdown table."""
-    def ratio(value):
-        return "-" if value is None else f"{value:.3f}"
-
-    lines = [f"### {title}", "",
-             "| variant | changed fields | test accuracy | vs full (points) | accuracy / full | train s | time / full | precision | note |",
-             "|---|---|---:|---:|---:|---:|---:|---|---|"]
-    full = rows[0]["test_accuracy"]
-    for row in rows:
-        changes = ", ".join(f"`{k}={v}`" for k, v in row["changes"].items()) or "-"
-        note = f"trained once with {row['reused']!r}" if row["reused"] else ""
-        lines.append(f"| {row['variant']} | {changes} | {row['test_accuracy']:.2%} | "
-                     f"{100 * (row['test_accuracy'] - full):+.2f} | {ratio(row['accuracy_ratio'])} | "
-                     f"{row['train_seconds']:.1f} | {ratio(row['time_ratio'])} | {row['precision']} | {note} |")
-    return "\n".join(lines) + "\n"
-
-
 def _write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
@@ -198,7 +180,9 @@ def run_ablation(args, dataset, machine: dict) -> int:
     rows = ablate(recipe, data, epochs=epochs, tricks=args.tricks)
     title = (f"Ablation of the {recipe.name!r} recipe: {data.dataset}, {len(data.y_train)} training images, "
              f"{epochs or recipe.epochs} epoch(s), {machine['cpu']}")
-    table = ablation_markdown(rows, title)
+    from cnnkit.ablation import markdown
+
+    table = markdown(rows, title)
     print()
     print(table)
     report = {"rows": rows, "recipe": recipe.to_dict(), "epochs": epochs or recipe.epochs,

@@ -101,12 +101,33 @@ def train(model, train, val, *, epochs: int, batch_size: int = 128, optimizer="a
                          loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     train_ds = make_dataset(*train, batch_size, shuffle=True, seed=seed, augment=augment, preprocess=preprocess)
     val_ds = make_dataset(*val, 512, preprocess=preprocess)
-    start = time.perf_counter()
+    history = fit(model, train_ds, val_ds, epochs=epochs, verbose=verbose, callbacks=callbacks)
+    history.pop("cpu_seconds")
+    return history
+
+
+def fit(model, train_ds, val_ds, *, epochs: int, steps_per_epoch: int | None = None, callbacks=None,
+        verbose: int = 0) -> dict:
+    """``model.fit`` on a compiled model and two ``tf.data`` pipelines: the kit's one fit loop.
+
+    :func:`train` (the lessons) and :func:`cnnkit.training.fit_recipe` (the capstone, the
+    trainer and the benchmark) both end here. The pipelines shuffle and augment themselves
+    (``cnnkit.pipeline``), so Keras' own shuffling is off; ``steps_per_epoch`` is needed
+    when ``train_ds`` repeats. The custom gradients TensorFlow registers while tracing the
+    step are dropped afterwards (:func:`cnnkit.env.traced_gradients_released`). Returns the
+    history as plain floats, one list per metric, plus ``seconds`` (wall) and
+    ``cpu_seconds`` (process CPU time) of the fit.
+    """
+    epochs = positive_int(epochs, "epochs")
+    if steps_per_epoch is not None:
+        steps_per_epoch = positive_int(steps_per_epoch, "steps_per_epoch")
+    start, cpu_start = time.perf_counter(), time.process_time()
     with traced_gradients_released():
-        fit = model.fit(train_ds, validation_data=val_ds, epochs=int(epochs), verbose=verbose, shuffle=False,
-                        callbacks=list(callbacks or []))
-    history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
+        result = model.fit(train_ds, validation_data=val_ds, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                           verbose=verbose, shuffle=False, callbacks=list(callbacks or []))
+    history = {k: [float(v) for v in vals] for k, vals in result.history.items()}
     history["seconds"] = time.perf_counter() - start
+    history["cpu_seconds"] = time.process_time() - cpu_start
     return history
 
 

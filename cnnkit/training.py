@@ -39,8 +39,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cnnkit._validate import boolean, integer, non_negative_int, positive_int
-from cnnkit.env import import_tensorflow, traced_gradients_released
-from cnnkit.experiments import compile_for_training
+from cnnkit.env import import_tensorflow
+from cnnkit.experiments import compile_for_training, fit
 from cnnkit.pipeline import batches, random_flip, random_translate
 from cnnkit.recipes import RECIPES, Recipe, get_recipe
 from cnnkit.resnet9 import build_model, patch_whitening_kernel, resnet9_block
@@ -208,11 +208,10 @@ def fit_recipe(recipe, data: PreparedData, *, epochs: int | None = None, callbac
     if checkpoint_path is not None:
         extra.append(keras.callbacks.ModelCheckpoint(os.fspath(checkpoint_path), monitor="val_accuracy",
                                                      mode="max", save_best_only=True))
-    with traced_gradients_released():
-        fit = model.fit(train, validation_data=val, epochs=epochs, steps_per_epoch=steps, verbose=verbose,
-                        shuffle=False, callbacks=[*extra, *callbacks])
-    history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
-    history.pop("learning_rate", None)
+    history = fit(model, train, val, epochs=epochs, steps_per_epoch=steps, verbose=verbose,
+                  callbacks=[*extra, *callbacks])
+    for key in ("seconds", "cpu_seconds", "learning_rate"):  # timed from the start above; the schedule below
+        history.pop(key, None)
     schedule = recipe_schedule(recipe, steps, epochs, replicas)
     history["lr"] = [float(schedule.values([e * steps])[0]) for e in range(len(history["loss"]))]
     val_acc = history.get("val_accuracy", [0.0])

@@ -7,7 +7,6 @@ long before.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import math
 import os
@@ -249,13 +248,6 @@ def test_each_ablation_changes_only_its_own_fields():
         ablations("good", ["warm-up", "dropout"])
 
 
-def _capstone_module():
-    spec = importlib.util.spec_from_file_location("capstone_benchmark", REPO / "benchmarks" / "capstone.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_ablation_loop_writes_markdown_and_json(tmp_path):
     """The whole ``--ablate`` command on the offline data, a few hundred images, one epoch each."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "", "CNNKIT_FAST": "1",
@@ -289,11 +281,12 @@ def test_ablation_loop_writes_markdown_and_json(tmp_path):
 
 
 def test_ablation_table_formats_the_rows():
-    module = _capstone_module()
+    from cnnkit.ablation import markdown
+
     rows = [{"variant": "full", "changes": {}, "test_accuracy": 0.9, "train_seconds": 100.0, "precision": "float32",
              "reused": None, "accuracy_ratio": 1.0, "time_ratio": 1.0},
             {"variant": "no warm-up", "changes": {"warmup_epochs": 0.0}, "test_accuracy": 0.85,
              "train_seconds": 95.0, "precision": "float32", "reused": None, "accuracy_ratio": 0.85 / 0.9,
              "time_ratio": 0.95}]
-    table = module.ablation_markdown(rows, "t")
+    table = markdown(rows, "t")
     assert "| no warm-up | `warmup_epochs=0.0` | 85.00% | -5.00 | 0.944 | 95.0 | 0.950 | float32 |  |" in table

@@ -167,8 +167,20 @@ def seed_everything(seed: int = 0, *, tensorflow: bool = True) -> None:
         keras.utils.set_random_seed(int(seed))
 
 
+FIGURE_DPI = 100  # Jupyter's inline figures default to 72 dots per inch: small text once saved
+
+
+def _readable_figures() -> None:
+    """Draw notebook figures at :data:`FIGURE_DPI` (matplotlib is not imported if it is not installed)."""
+    try:
+        import matplotlib
+    except ImportError:
+        return
+    matplotlib.rcParams["figure.dpi"] = FIGURE_DPI
+
+
 def setup(seed: int = 0, *, tensorflow: bool = True, verbose: bool = True) -> dict[str, str]:
-    """Prepare a notebook: quiet logs, seeds, version guard; return the versions.
+    """Prepare a notebook: quiet logs, seeds, version guard, figures at 100 dpi; return the versions.
 
     Prints one line such as
     ``cnnkit 0.1.0 | numpy 2.4.6 | TensorFlow 2.21.0 | Keras 3.15.1 | fast mode: off``
@@ -195,6 +207,7 @@ def setup(seed: int = 0, *, tensorflow: bool = True, verbose: bool = True) -> di
     for problem in check_versions(versions):
         warnings.warn(f"{problem}; the lessons may fail. Fix with: {INSTALL_HINT}", stacklevel=2)
     seed_everything(seed, tensorflow=tensorflow)
+    _readable_figures()
     if verbose:
         if tensorflow:
             frameworks = f"TensorFlow {versions['tensorflow']} | Keras {versions['keras']}"

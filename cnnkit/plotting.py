@@ -101,11 +101,27 @@ def _epoch_axis(ax, ylabel: str) -> None:
     ax.xaxis.get_major_locator().set_params(integer=True)
 
 
-def _finish_panels(fig, legend_ax, title: str | None):
-    legend_ax.legend(fontsize=7)
+def _finish_panels(fig, axes, title: str | None, runs, styles=()):
+    """Label the panels (a), (b), ... and put one legend below them, off the data.
+
+    ``runs``: (label, colour) per run; ``styles``: (meaning, Line2D keyword arguments) for the
+    kinds of curve every run draws, so that each run takes one legend entry however many
+    curves it has.
+    """
+    from matplotlib.lines import Line2D
+
+    for letter, ax in zip("abcdefghijklmnopqrstuvwxyz", axes):
+        ax.set_title(f"({letter}) {ax.get_ylabel()}", loc="left", fontsize=10)
+    handles = [Line2D([], [], color=color, lw=2, label=label) for label, color in runs]
+    handles += [Line2D([], [], color="0.35", label=meaning, **style) for meaning, style in styles]
+    columns = min(len(handles), 3)
+    rows = -(-len(handles) // columns)
+    legend_height = 0.2 * rows + 0.05  # inches
+    fig.set_figheight(fig.get_figheight() + legend_height)
+    fig.legend(handles=handles, loc="lower center", ncol=columns, fontsize=8, frameon=False)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, legend_height / fig.get_figheight(), 1, 1))
     return fig
 
 
@@ -129,7 +145,9 @@ def seed_curves(runs: dict, metrics=("loss", "val_accuracy"), title: str | None 
             ax.plot(epochs, curves.mean(axis=0), "-o", ms=3, lw=2, color=color,
                     label=f"{label} (mean of {len(curves)})")
         _epoch_axis(ax, metric.replace("val_", "validation "))
-    return _finish_panels(fig, axes.flat[-1], title)
+    runs_shown = [(label, colors[j % len(colors)]) for j, label in enumerate(runs)]
+    styles = [("one seed", {"lw": 0.8, "alpha": 0.6}), ("mean over the seeds", {"lw": 2, "marker": "o", "ms": 3})]
+    return _finish_panels(fig, axes.flat, title, runs_shown, styles)
 
 
 def training_curves(histories: dict, metrics=("loss", "accuracy"), title: str | None = None):
@@ -152,7 +170,9 @@ def training_curves(histories: dict, metrics=("loss", "accuracy"), title: str | 
                 epochs = np.arange(1, len(hist[f"val_{metric}"]) + 1)
                 ax.plot(epochs, hist[f"val_{metric}"], "--s", ms=3, color=color, label=f"{label} (val)")
         _epoch_axis(ax, metric)
-    return _finish_panels(fig, axes.flat[0], title)
+    runs_shown = [(label, colors[j % len(colors)]) for j, label in enumerate(histories)]
+    styles = [("training", {"marker": "o", "ms": 3}), ("validation", {"ls": "--", "marker": "s", "ms": 3})]
+    return _finish_panels(fig, axes.flat, title, runs_shown, styles)
 
 
 def confusion_counts(y_true, y_pred, num_classes: int) -> np.ndarray:

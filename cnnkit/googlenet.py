@@ -11,7 +11,7 @@ from cnnkit.env import import_tensorflow
 import_tensorflow()  # before Keras: hides TensorFlow's C++ start-up banner
 import keras  # noqa: E402
 
-__all__ = ["googlenet", "googlenet_cifar", "inception_block", "naive_inception_block", "GOOGLENET_CIFAR_STAGES"]
+__all__ = ["GOOGLENET_CIFAR_STAGES", "googlenet", "googlenet_cifar", "inception_block", "naive_inception_block"]
 
 # googlenet_cifar's default blocks, (c1, c3_reduce, c3, c5_reduce, c5, pool_proj) per block, one tuple per
 # stage: inception 3a, 3b and 4a with every width divided by four (4a's 208 -> 52), and a fourth block like 4a

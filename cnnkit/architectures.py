@@ -31,6 +31,10 @@ For training in the lessons, :func:`resnet_cifar` and :func:`plain_cnn` build
 the CIFAR-10 networks of He et al. (2016, section 4.2): a 3x3 stem, three stages
 of basic blocks, global average pooling and one dense layer; the plain twin has
 the same layers except the shortcuts (and their 1x1 projections).
+:func:`alexnet_cifar` and :func:`cnnkit.googlenet.googlenet_cifar` keep the
+defining ideas of the other two families at 32x32 (a large strided first filter
+and dense layers with dropout; inception blocks and global average pooling), so
+the three can be trained side by side on CIFAR-10.
 
 GoogLeNet is built in :mod:`cnnkit.googlenet`, the shared blocks live in
 :mod:`cnnkit.arch_blocks` and the measures (:func:`depth`, :func:`params_by_type`,
@@ -38,7 +42,7 @@ GoogLeNet is built in :mod:`cnnkit.googlenet`, the shared blocks live in
 """
 from __future__ import annotations
 
-from cnnkit._validate import boolean, positive_int, positive_int_sequence
+from cnnkit._validate import boolean, positive_int, positive_int_sequence, probability
 from cnnkit.arch_blocks import (  # noqa: F401  (re-exported for lesson 07 and its checks)
     CIFAR_SHAPE, GOOGLENET_BLOCKS, GOOGLENET_TORCH_BN, GOOGLENET_VARIANTS, IMAGENET_SHAPE, TORCH_BN, WEIGHT_LAYERS,
     _check_classes, _check_spatial, _seed, adaptive_avg_pool, check_input_shape, conv_unit, torch_max_pool,
@@ -46,7 +50,9 @@ from cnnkit.arch_blocks import (  # noqa: F401  (re-exported for lesson 07 and i
 )
 from cnnkit.arch_measure import blueprint, depth, params_by_type, trainable_params  # noqa: F401
 from cnnkit.env import import_tensorflow
-from cnnkit.googlenet import googlenet, inception_block, naive_inception_block  # noqa: F401
+from cnnkit.googlenet import (  # noqa: F401
+    GOOGLENET_CIFAR_STAGES, googlenet, googlenet_cifar, inception_block, naive_inception_block,
+)
 
 import_tensorflow()  # before Keras: hides TensorFlow's C++ start-up banner
 import keras  # noqa: E402
@@ -90,6 +96,46 @@ def alexnet(input_shape=IMAGENET_SHAPE, classes: int = 1000, *, dropout: float =
     for fc in ("fc6", "fc7"):
         x = layers.Dropout(dropout, name=f"{fc}_dropout")(x)
         x = layers.Dense(4096, name=fc)(x)
+        x = layers.ReLU(name=f"{fc}_relu")(x)
+    outputs = layers.Dense(classes, activation="softmax", name="classifier")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def alexnet_cifar(input_shape=CIFAR_SHAPE, classes: int = 10, *, widths=(32, 64, 96, 96, 64), dense: int = 256,
+                  first_kernel: int = 5, dropout: float = 0.5, seed: int | None = 0, name: str = "alexnet_cifar"):
+    """An AlexNet-style network for 32x32 images: a large strided first filter, max pooling, dense layers with dropout.
+
+    conv1 ``first_kernel`` x ``first_kernel`` stride 2 (widths[0]) -> max pool 3/2 -> conv2 5x5 (widths[1]) ->
+    max pool 3/2 -> conv3, conv4, conv5 3x3 (widths[2:]) -> max pool 3/2 -> flatten -> dropout -> fc6
+    (``dense``) -> dropout -> fc7 (``dense``) -> softmax classifier. Every convolution has a bias and a ReLU,
+    no batch norm (as in 2012). Pools are overlapping 3x3 windows with stride 2 ('same', so each halves the
+    side). Shapes at 32x32: 16 (conv1) -> 8 -> 8 -> 4 -> 4 -> 2, so fc6 sees ``2*2*widths[4]`` numbers.
+    Parameters: ``(F*F*C_in + 1)*K`` per convolution, ``(n_in + 1)*n_out`` per dense layer; with the
+    defaults 381,642 at 32x32x3 and 10 classes.
+    """
+    layers = keras.layers
+    input_shape = check_input_shape(input_shape, name)
+    classes = _check_classes(classes, name)
+    widths = positive_int_sequence(widths, f"{name}: widths")
+    if len(widths) != 5:
+        raise ValueError(f"{name}: widths must give the filters of the 5 convolutions, got {len(widths)}: {widths}")
+    dense = positive_int(dense, f"{name}: dense")
+    first_kernel = positive_int(first_kernel, f"{name}: first_kernel")
+    dropout = probability(dropout, f"{name}: dropout")
+    _check_spatial(name, input_shape, [("conv1", first_kernel, 2, (first_kernel - 1) // 2, False)])
+    _seed(seed)
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = conv_unit(inputs, widths[0], first_kernel, stride=2, name="conv1")
+    x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool1")(x)
+    x = conv_unit(x, widths[1], 5, name="conv2")
+    x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool2")(x)
+    for i, width in enumerate(widths[2:], start=3):
+        x = conv_unit(x, width, 3, name=f"conv{i}")
+    x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool5")(x)
+    x = layers.Flatten(name="flatten")(x)
+    for fc in ("fc6", "fc7"):
+        x = layers.Dropout(dropout, name=f"{fc}_dropout")(x)
+        x = layers.Dense(dense, name=fc)(x)
         x = layers.ReLU(name=f"{fc}_relu")(x)
     outputs = layers.Dense(classes, activation="softmax", name="classifier")(x)
     return keras.Model(inputs, outputs, name=name)

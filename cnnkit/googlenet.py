@@ -1,17 +1,22 @@
 """GoogLeNet (Inception v1) in Keras: the 2014 paper's network and torchvision's batch-norm variant."""
 from __future__ import annotations
 
-from cnnkit._validate import boolean, positive_int
+from cnnkit._validate import boolean, positive_int, positive_int_sequence, probability
 from cnnkit.arch_blocks import (
     GOOGLENET_BLOCKS, GOOGLENET_TORCH_BN, GOOGLENET_VARIANTS, IMAGENET_SHAPE, _check_classes, _check_spatial,
-    _seed, check_input_shape, conv_unit, torch_max_pool,
+    CIFAR_SHAPE, _seed, check_input_shape, conv_unit, torch_max_pool,
 )
 from cnnkit.env import import_tensorflow
 
 import_tensorflow()  # before Keras: hides TensorFlow's C++ start-up banner
 import keras  # noqa: E402
 
-__all__ = ["googlenet", "inception_block", "naive_inception_block"]
+__all__ = ["GOOGLENET_CIFAR_STAGES", "googlenet", "googlenet_cifar", "inception_block", "naive_inception_block"]
+
+# googlenet_cifar's default blocks, (c1, c3_reduce, c3, c5_reduce, c5, pool_proj) per block, one tuple per
+# stage: inception 3a, 3b and 4a with every width divided by four (4a's 208 -> 52), and a fourth block like 4a
+GOOGLENET_CIFAR_STAGES = (((16, 24, 32, 4, 8, 8), (32, 32, 48, 8, 24, 16)),
+                          ((48, 24, 52, 4, 12, 16), (40, 28, 56, 6, 16, 16)))
 
 
 def _check_variant(variant) -> str:
@@ -141,3 +146,58 @@ def googlenet(input_shape=IMAGENET_SHAPE, classes: int = 1000, *, variant: str =
     outputs = layers.Dense(classes, activation="softmax", name="classifier")(x)
     name = name or ("googlenet" if variant == "paper" else "googlenet_torchvision")
     return keras.Model(inputs, [outputs, *aux] if aux_logits else outputs, name=name)
+
+
+def _check_stages(stages, model: str):
+    """``stages`` as a tuple of stages, each a non-empty tuple of blocks of six positive widths, or raise."""
+    if isinstance(stages, (str, bytes)) or not hasattr(stages, "__len__") or len(stages) == 0:
+        raise ValueError(f"{model}: stages must be a non-empty sequence of stages, got {stages!r}")
+    checked = []
+    for i, stage in enumerate(stages):
+        if isinstance(stage, (str, bytes)) or not hasattr(stage, "__len__") or len(stage) == 0:
+            raise ValueError(f"{model}: stages[{i}] must be a non-empty sequence of blocks, got {stage!r}")
+        blocks = []
+        for j, widths in enumerate(stage):
+            widths = positive_int_sequence(widths, f"{model}: stages[{i}][{j}]")
+            if len(widths) != 6:
+                raise ValueError(f"{model}: stages[{i}][{j}] must give 6 widths (c1, c3_reduce, c3, c5_reduce, c5, "
+                                 f"pool_proj), got {len(widths)}: {widths}")
+            blocks.append(widths)
+        checked.append(tuple(blocks))
+    return tuple(checked)
+
+
+def googlenet_cifar(input_shape=CIFAR_SHAPE, classes: int = 10, *, stem: int = 32, stages=GOOGLENET_CIFAR_STAGES,
+                    variant: str = "paper", dropout: float = 0.2, seed: int | None = 0,
+                    name: str = "googlenet_cifar"):
+    """A GoogLeNet-style network for 32x32 images: a stem, stages of inception blocks, global average pooling.
+
+    3x3 conv (``stem`` channels) -> max pool 3/2 -> stage 1 inception blocks -> max pool 3/2 -> stage 2
+    blocks -> ... -> global average pooling -> dropout -> softmax classifier. Every pool is 3x3 with stride 2
+    ('same', so it halves the side); with the default two stages: 32 -> 16 (stage 1) -> 8 (stage 2), and the
+    classifier sees one number per channel of the last block, ``c1 + c3 + c5 + pool_proj`` of it.
+    Blocks are :func:`inception_block`, named ``inception{stage}{a, b, ...}``; ``stages`` gives each
+    block's six widths (default :data:`GOOGLENET_CIFAR_STAGES`, inception 3a, 3b and 4a at a quarter of
+    their widths). ``variant="paper"`` (the default) has biased convolutions, no batch norm and 5x5
+    kernels in the third branch, as in 2014; ``"torchvision"`` puts batch norm after every convolution
+    (about twice the training time on a CPU) and uses 3x3 kernels there. Depth in weight layers:
+    ``2 + 2 * blocks``.
+    """
+    layers = keras.layers
+    variant = _check_variant(variant)
+    input_shape = check_input_shape(input_shape, name)
+    classes = _check_classes(classes, name)
+    stem = positive_int(stem, f"{name}: stem")
+    stages = _check_stages(stages, name)
+    dropout = probability(dropout, f"{name}: dropout")
+    _seed(seed)
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = conv_unit(inputs, stem, 3, name="stem", **_googlenet_unit(variant))
+    for i, stage in enumerate(stages, start=1):
+        x = layers.MaxPooling2D(3, strides=2, padding="same", name=f"pool{i}")(x)
+        for j, widths in enumerate(stage):
+            x = inception_block(x, *widths, name=f"inception{i}{chr(ord('a') + j)}", variant=variant)
+    x = layers.GlobalAveragePooling2D(name="avgpool")(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    outputs = layers.Dense(classes, activation="softmax", name="classifier")(x)
+    return keras.Model(inputs, outputs, name=name)

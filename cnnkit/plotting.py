@@ -1,4 +1,4 @@
-"""Figures the lessons share: image grids, feature maps, curves, confusion matrices, histograms.
+"""Figures the lessons share: image grids, feature maps, filters, curves, confusion matrices, histograms.
 
 Every function returns the matplotlib ``Figure`` it drew, so a notebook can
 save or further annotate it.
@@ -204,6 +204,48 @@ def confusion_matrix(y_true, y_pred, class_names, normalize: bool = True, title:
                     color="white" if shown[i, j] > threshold else "black")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     ax.set_title(title or ("confusion matrix (row-normalised)" if normalize else "confusion matrix"))
+    fig.tight_layout()
+    return fig
+
+
+def normalise_each_filter(kernel) -> np.ndarray:
+    """Rescale every filter of a convolution kernel to [0, 1] on its own: ``(w - min_k) / (max_k - min_k)``.
+
+    ``kernel`` has Keras' layout (F_h, F_w, C_in, K); returns (K, F_h, F_w, C_in), one tile per filter,
+    each stretched over its own minimum and maximum (a constant filter becomes 0.5 everywhere), so
+    that weak and strong filters are both visible and 0.5 is not necessarily zero.
+    """
+    kernel = np.asarray(kernel, dtype=np.float64)
+    if kernel.ndim != 4:
+        raise ValueError(f"kernel must have shape (F_h, F_w, C_in, K), got {kernel.shape}")
+    tiles = np.moveaxis(kernel, -1, 0)
+    lo = tiles.min(axis=(1, 2, 3), keepdims=True)
+    span = tiles.max(axis=(1, 2, 3), keepdims=True) - lo
+    return np.where(span > 0, (tiles - lo) / np.where(span > 0, span, 1), 0.5)
+
+
+def filter_tiles(kernel, ncols: int = 8, title: str | None = None, size: float = 0.9):
+    """Show the K filters of a first convolution (F, F, 3, K) as small RGB tiles, each on its own range.
+
+    A kernel with one input channel (F, F, 1, K) is shown in grey. See :func:`normalise_each_filter`.
+    """
+    plt = _plt()
+    tiles = normalise_each_filter(kernel)
+    if tiles.shape[-1] not in (1, 3):
+        raise ValueError(f"kernel must have 1 or 3 input channels to be shown as images, got {tiles.shape[-1]} "
+                         f"(shape {np.shape(kernel)})")
+    k = tiles.shape[0]
+    ncols = max(1, min(ncols, k))
+    nrows = math.ceil(k / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + (0.4 if title else 0)),
+                             squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < k:
+            tile = tiles[i, ..., 0] if tiles.shape[-1] == 1 else tiles[i]
+            ax.imshow(tile, cmap="gray" if tile.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     return fig
 

@@ -304,6 +304,96 @@ def test_cifar_resnet_is_seeded():
         np.testing.assert_array_equal(wa, wb)
 
 
+# --------------------------------------------------------------------------- CIFAR-sized AlexNet and GoogLeNet
+
+
+def test_alexnet_cifar_shapes_and_parameters_by_hand():
+    keras.backend.clear_session()
+    widths, dense, classes = (4, 6, 8, 8, 5), 7, 3
+    model = arch.alexnet_cifar(widths=widths, dense=dense, classes=classes)
+    sides = {name: model.get_layer(name).output.shape[1] for name in ("conv1", "pool1", "conv2", "pool2", "pool5")}
+    assert sides == {"conv1": 16, "pool1": 8, "conv2": 8, "pool2": 4, "pool5": 2}
+    assert model.get_layer("conv1").kernel.shape == (5, 5, 3, 4) and model.get_layer("conv1").strides == (2, 2)
+    assert model.get_layer("fc6").input.shape[-1] == 2 * 2 * 5
+    by_hand = ((5 * 5 * 3 + 1) * 4 + (5 * 5 * 4 + 1) * 6 + (3 * 3 * 6 + 1) * 8 + (3 * 3 * 8 + 1) * 8
+               + (3 * 3 * 8 + 1) * 5 + (2 * 2 * 5 + 1) * 7 + (7 + 1) * 7 + (7 + 1) * 3)
+    assert keras_trainable(model) == by_hand
+    assert arch.depth(model) == 8
+    assert [type(layer).__name__ for layer in model.layers].count("Dropout") == 2
+    probs = np.asarray(model(np.random.default_rng(0).random((2, 32, 32, 3), dtype=np.float32)))
+    assert probs.shape == (2, classes)
+    np.testing.assert_allclose(probs.sum(axis=1), 1, rtol=1e-5)
+    assert keras_trainable(arch.alexnet_cifar()) == 381_642  # the docstring's count for the defaults
+    assert arch.alexnet_cifar(first_kernel=7).get_layer("conv1").output.shape[1:] == (16, 16, 32)
+    keras.backend.clear_session()
+
+
+def test_googlenet_cifar_shapes_and_parameters_by_hand():
+    keras.backend.clear_session()
+    stem, classes = 5, 4
+    stages = (((2, 3, 4, 1, 2, 2),), ((3, 2, 3, 2, 1, 1), (1, 1, 2, 1, 1, 1)))
+    model = arch.googlenet_cifar(stem=stem, stages=stages, classes=classes)
+    names = [layer.name for layer in model.layers if layer.name.endswith("_concat")]
+    assert names == ["inception1a_concat", "inception2a_concat", "inception2b_concat"]
+    assert model.get_layer("inception1a_concat").output.shape[1:] == (16, 16, 2 + 4 + 2 + 2)
+    assert model.get_layer("inception2b_concat").output.shape[1:] == (8, 8, 1 + 2 + 1 + 1)
+
+    def block(c_in, c1, c3r, c3, c5r, c5, pp):  # the paper variant: biased 1x1, 3x3 and 5x5 convolutions
+        return ((c_in + 1) * c1 + (c_in + 1) * c3r + (9 * c3r + 1) * c3 + (c_in + 1) * c5r + (25 * c5r + 1) * c5
+                + (c_in + 1) * pp)
+
+    by_hand = ((3 * 3 * 3 + 1) * stem + block(stem, *stages[0][0]) + block(10, *stages[1][0])
+               + block(3 + 3 + 1 + 1, *stages[1][1]) + (5 + 1) * classes)
+    assert keras_trainable(model) == by_hand
+    assert arch.depth(model) == 2 + 2 * 3
+    probs = np.asarray(model(np.random.default_rng(0).random((2, 32, 32, 3), dtype=np.float32)))
+    assert probs.shape == (2, classes)
+    np.testing.assert_allclose(probs.sum(axis=1), 1, rtol=1e-5)
+    default = arch.googlenet_cifar()
+    assert default.get_layer("inception1a_concat").output.shape[-1] == sum(arch.GOOGLENET_CIFAR_STAGES[0][0][i]
+                                                                             for i in (0, 2, 4, 5))
+    assert arch.depth(default) == 10
+    with_bn = arch.googlenet_cifar(variant="torchvision")
+    assert "inception1a_b3_3x3_bn" in [layer.name for layer in with_bn.layers]
+    keras.backend.clear_session()
+
+
+def test_cifar_family_builders_are_seeded():
+    for build in (arch.alexnet_cifar, arch.googlenet_cifar):
+        a, b, c = build(seed=5), build(seed=5), build(seed=6)
+        for wa, wb in zip(a.get_weights(), b.get_weights()):
+            np.testing.assert_array_equal(wa, wb)
+        assert not np.array_equal(a.get_layer("classifier").get_weights()[0], c.get_layer("classifier").get_weights()[0])
+    keras.backend.clear_session()
+
+
+@pytest.mark.parametrize("kwargs,error,words", [
+    ({"widths": (32, 64)}, ValueError, "5 convolutions, got 2"),
+    ({"widths": (32, 0, 96, 96, 64)}, ValueError, r"widths\[1\]"),
+    ({"widths": ()}, ValueError, "widths"),
+    ({"dense": 0}, ValueError, "dense"),
+    ({"first_kernel": 2.5}, TypeError, "first_kernel"),
+    ({"dropout": 1.5}, ValueError, r"dropout must be a number in \[0, 1\), got 1.5"),
+])
+def test_alexnet_cifar_names_bad_arguments(kwargs, error, words):
+    with pytest.raises(error, match=words):
+        arch.alexnet_cifar(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs,error,words", [
+    ({"stages": ()}, ValueError, "stages must be a non-empty"),
+    ({"stages": ((),)}, ValueError, r"stages\[0\] must be a non-empty"),
+    ({"stages": (((1, 2, 3),),)}, ValueError, r"stages\[0\]\[0\] must give 6 widths .*, got 3: \(1, 2, 3\)"),
+    ({"stages": (((1, 1, 1, 1, 1, 1),), ((1, 1, 0, 1, 1, 1),))}, ValueError, r"stages\[1\]\[0\]\[2\]"),
+    ({"stem": -1}, ValueError, "stem"),
+    ({"variant": "v3"}, ValueError, "'v3'"),
+    ({"dropout": -0.1}, ValueError, "dropout"),
+])
+def test_googlenet_cifar_names_bad_arguments(kwargs, error, words):
+    with pytest.raises(error, match=words):
+        arch.googlenet_cifar(**kwargs)
+
+
 def test_params_by_type_splits_alexnet_like_counts():
     inputs = keras.Input((8, 8, 3))
     x = keras.layers.Conv2D(4, 3, name="c")(inputs)
@@ -343,7 +433,8 @@ def test_depth_follows_shared_layers_nested_models_and_sequential_chains():
 # --------------------------------------------------------------------------- argument checks
 
 
-@pytest.mark.parametrize("builder", [arch.alexnet, arch.googlenet, arch.resnet18, arch.resnet_cifar, arch.plain_cnn])
+@pytest.mark.parametrize("builder", [arch.alexnet, arch.googlenet, arch.resnet18, arch.resnet_cifar, arch.plain_cnn,
+                                     arch.alexnet_cifar, arch.googlenet_cifar])
 @pytest.mark.parametrize("bad,error,words", [
     ((224, 224), ValueError, "3 entries"),
     ((224, 224, 3, 1), ValueError, "3 entries"),
@@ -358,7 +449,8 @@ def test_bad_input_shape_is_named(builder, bad, error, words):
         builder(input_shape=bad)
 
 
-@pytest.mark.parametrize("builder", [arch.alexnet, arch.googlenet, arch.resnet50, arch.resnet_cifar])
+@pytest.mark.parametrize("builder", [arch.alexnet, arch.googlenet, arch.resnet50, arch.resnet_cifar, arch.alexnet_cifar,
+                                     arch.googlenet_cifar])
 @pytest.mark.parametrize("classes,error", [(0, ValueError), (-3, ValueError), (2.5, TypeError), (True, TypeError)])
 def test_bad_classes(builder, classes, error):
     with pytest.raises(error, match="classes"):

@@ -43,3 +43,32 @@ def test_seed_curves_draw_every_run_and_the_mean():
     assert list(means[0].get_ydata()) == [2.5, 1.5]
     with pytest.raises(ValueError, match="runs is empty"):
         plotting.seed_curves({})
+
+
+def test_each_filter_is_stretched_over_its_own_range():
+    rng = np.random.default_rng(0)
+    kernel = rng.normal(size=(5, 5, 3, 4))
+    kernel[..., 1] *= 100                       # a strong filter next to weak ones
+    kernel[..., 3] = 0.7                        # a constant filter
+    tiles = plotting.normalise_each_filter(kernel)
+    assert tiles.shape == (4, 5, 5, 3)
+    for i in (0, 1, 2):
+        assert tiles[i].min() == 0 and tiles[i].max() == 1
+        w = kernel[..., i]
+        np.testing.assert_allclose(tiles[i], (w - w.min()) / (w.max() - w.min()))
+    np.testing.assert_array_equal(tiles[3], 0.5)
+    with pytest.raises(ValueError, match=r"\(F_h, F_w, C_in, K\), got \(5, 5, 3\)"):
+        plotting.normalise_each_filter(kernel[..., 0])
+
+
+def test_filter_tiles_draws_one_tile_per_filter():
+    kernel = np.random.default_rng(1).normal(size=(3, 3, 3, 10))
+    fig = plotting.filter_tiles(kernel, ncols=4, title="conv1")
+    shown = [np.asarray(ax.images[0].get_array()) for ax in fig.axes if ax.images]
+    assert len(shown) == 10 and len(fig.axes) == 12
+    np.testing.assert_allclose(shown[7], plotting.normalise_each_filter(kernel)[7])
+    grey = plotting.filter_tiles(kernel[:, :, :1])
+    assert np.asarray(grey.axes[0].images[0].get_array()).shape == (3, 3)
+    with pytest.raises(ValueError, match="1 or 3 input channels.*got 4"):
+        plotting.filter_tiles(np.zeros((3, 3, 4, 2)))
+    plt.close("all")

@@ -168,8 +168,10 @@ def plot_trajectory_plane(plane, pca, random_slice=None, *, title: str | None = 
     origin). With ``random_slice`` (a :func:`cnnkit.loss_slices.loss_slice`
     result on the same images) the random filter-normalised slice is drawn in a
     first panel. Both panels share one colour scale, from the lowest loss to
-    ``zclip`` (default: the largest loss on the principal plane); higher values
-    take the top colour. The legend sits below the panels, off the data.
+    ``zclip`` (default: the largest loss of either panel; higher values take the
+    top colour), with levels spaced geometrically above the lowest loss, so
+    that the low valleys show their shape next to high rims. The legend sits
+    below the panels, off the data.
     """
     import matplotlib.pyplot as plt
 
@@ -178,10 +180,11 @@ def plot_trajectory_plane(plane, pca, random_slice=None, *, title: str | None = 
         raise ValueError(f"pca.coords must have shape (n, 2), got {coords.shape}")
     slices = [s for s in (random_slice, plane) if s is not None]
     low = min(float(np.min(s.loss)) for s in slices)
-    high = float(np.max(plane.loss)) if zclip is None else float(zclip)
+    high = max(float(np.max(s.loss)) for s in slices) if zclip is None else float(zclip)
     if not high > low:
         raise ValueError(f"zclip must be above the lowest loss {low:.4g}, got {high:.4g}")
-    levels = np.linspace(low, high, 21)
+    # levels spaced geometrically above the lowest loss: fine near the minima, coarse on the high rims
+    levels = low + np.concatenate([[0.0], np.geomspace((high - low) * 1e-3, high - low, 20)])
     fig, axes = plt.subplots(1, len(slices), figsize=(6.2 * len(slices) + 1, 5.4), dpi=positive_int(dpi, "dpi"),
                              squeeze=False, layout="constrained")
     axes = axes[0]
@@ -202,7 +205,8 @@ def plot_trajectory_plane(plane, pca, random_slice=None, *, title: str | None = 
     ax.set_xlabel(f"PC 1 ({pca.ratios[0]:.1%} of the spread), weight-space distance")
     ax.set_ylabel(f"PC 2 ({pca.ratios[1]:.1%} of the spread), weight-space distance")
     ax.set_title(f"plane of the training path (PCA: {pca.explained:.1%} explained)")
-    fig.colorbar(filled, ax=list(axes), label="loss (cross-entropy)", shrink=0.9)
+    fig.colorbar(filled, ax=list(axes), label="loss (cross-entropy), levels spaced geometrically", shrink=0.9,
+                 ticks=levels[::3], format="%.3g")
     handles, labels = ax.get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=3, fontsize=9, frameon=False)
     if title:

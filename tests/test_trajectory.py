@@ -36,8 +36,9 @@ def test_points_on_a_line_need_one_direction():
     pca = trajectory.trajectory_pca(final + t[:, None] * u, final)
     assert pca.ratios[0] == pytest.approx(1.0, abs=1e-12)
     assert pca.ratios[1] == pytest.approx(0.0, abs=1e-12)
-    (d1,), _ = pca.directions
+    (d1,), (d2,) = pca.directions
     np.testing.assert_allclose(abs(d1 @ u), 1.0, atol=1e-12)
+    assert abs(d1 @ d2) < 1e-12 and np.linalg.norm(d2) == pytest.approx(1.0)  # any unit vector orthogonal to d1
     np.testing.assert_allclose(pca.coords[:, 0], t, atol=1e-12)  # the start at -3: d1 points along +u
     np.testing.assert_allclose(pca.coords[:, 1], 0.0, atol=1e-12)
 

@@ -206,7 +206,7 @@ def plot_trajectory_plane(plane, pca, random_slice=None, *, title: str | None = 
     ax.set_ylabel(f"PC 2 ({pca.ratios[1]:.1%} of the spread), weight-space distance")
     ax.set_title(f"plane of the training path (PCA: {pca.explained:.1%} explained)")
     fig.colorbar(filled, ax=list(axes), label="loss (cross-entropy), levels spaced geometrically", shrink=0.9,
-                 ticks=levels[::3], format="%.3g")
+                 ticks=levels[::3], format="%.4g")
     handles, labels = ax.get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=3, fontsize=9, frameon=False)
     if title:

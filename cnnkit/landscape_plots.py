@@ -1,4 +1,4 @@
-"""Figures of loss surfaces: contour and 3-D plots with optimizer paths, and the slice of a network's loss.
+"""Figures of loss surfaces: contour and 3-D plots with optimizer paths, and planes through a network's loss.
 
 matplotlib is imported when a figure is drawn, not when this module is
 imported, so the numpy-only lessons that import :mod:`cnnkit.landscapes` start
@@ -11,7 +11,7 @@ import numpy as np
 from cnnkit._validate import positive_int
 from cnnkit.landscape_functions import Landscape, as_bounds, as_points
 
-__all__ = ["contour_plot", "plot_loss_slice", "surface_plot"]
+__all__ = ["contour_plot", "plot_loss_slice", "plot_trajectory_plane", "surface_plot"]
 
 _MARKERS = {"minimum": ("o", "tab:green"), "maximum": ("^", "tab:red"),
             "saddle": ("X", "tab:orange"), "degenerate": ("s", "tab:purple")}
@@ -154,4 +154,61 @@ def plot_loss_slice(sl, title: str | None = None, zclip: float | None = None):
     if title:
         fig.suptitle(title)
     fig.tight_layout()
+    return fig
+
+
+def plot_trajectory_plane(plane, pca, random_slice=None, *, title: str | None = None, zclip: float | None = None,
+                          dpi: int = 100):
+    """The loss over a training trajectory's principal plane, with the projected path; returns the Figure.
+
+    ``plane`` is the :class:`cnnkit.loss_slices.LossSlice` of
+    :func:`cnnkit.loss_slices.loss_on_plane` over the two directions of ``pca``
+    (a :class:`cnnkit.trajectory.TrajectoryPCA`), whose ``coords`` (n, 2) are
+    drawn from the initial weights (open circle) to the final ones (star, at the
+    origin). With ``random_slice`` (a :func:`cnnkit.loss_slices.loss_slice`
+    result on the same images) the random filter-normalised slice is drawn in a
+    first panel. Both panels share one colour scale, from the lowest loss to
+    ``zclip`` (default: the largest loss of either panel; higher values take the
+    top colour), with levels spaced geometrically above the lowest loss, so
+    that the low valleys show their shape next to high rims. The legend sits
+    below the panels, off the data.
+    """
+    import matplotlib.pyplot as plt
+
+    coords = as_points(pca.coords)
+    if coords.ndim != 2:
+        raise ValueError(f"pca.coords must have shape (n, 2), got {coords.shape}")
+    slices = [s for s in (random_slice, plane) if s is not None]
+    low = min(float(np.min(s.loss)) for s in slices)
+    high = max(float(np.max(s.loss)) for s in slices) if zclip is None else float(zclip)
+    if not high > low:
+        raise ValueError(f"zclip must be above the lowest loss {low:.4g}, got {high:.4g}")
+    # levels spaced geometrically above the lowest loss: fine near the minima, coarse on the high rims
+    levels = low + np.concatenate([[0.0], np.geomspace((high - low) * 1e-3, high - low, 20)])
+    fig, axes = plt.subplots(1, len(slices), figsize=(6.2 * len(slices) + 1, 5.4), dpi=positive_int(dpi, "dpi"),
+                             squeeze=False, layout="constrained")
+    axes = axes[0]
+    for ax, sl in zip(axes, slices):
+        A, B = np.meshgrid(sl.alpha, sl.beta, indexing="ij")
+        filled = ax.contourf(A, B, np.minimum(sl.loss, high), levels=levels, cmap="viridis", extend="max")
+        ax.contour(A, B, np.minimum(sl.loss, high), levels=levels[::2], colors="white", linewidths=0.5, alpha=0.6)
+    if random_slice is not None:
+        axes[0].plot(0, 0, "*", color="red", ms=14, mec="black", mew=0.6)
+        axes[0].set_xlabel(r"$\alpha$ (random filter-normalised direction 1)")
+        axes[0].set_ylabel(r"$\beta$ (random filter-normalised direction 2)")
+        axes[0].set_title("random plane through the trained weights")
+    ax = axes[-1]
+    ax.plot(coords[:, 0], coords[:, 1], "-", color="tab:orange", lw=1.6, marker="o", ms=3.5, mec="white", mew=0.5,
+            label="training path (checkpoints, projected)")
+    ax.plot(coords[0, 0], coords[0, 1], "o", color="tab:orange", mfc="white", mew=2, ms=9, label="initial weights")
+    ax.plot(0, 0, "*", color="red", ms=14, mec="black", mew=0.6, label="trained weights")
+    ax.set_xlabel(f"PC 1 ({pca.ratios[0]:.1%} of the spread), weight-space distance")
+    ax.set_ylabel(f"PC 2 ({pca.ratios[1]:.1%} of the spread), weight-space distance")
+    ax.set_title(f"plane of the training path (PCA: {pca.explained:.1%} explained)")
+    fig.colorbar(filled, ax=list(axes), label="loss (cross-entropy), levels spaced geometrically", shrink=0.9,
+                 ticks=levels[::3], format="%.4g")
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=3, fontsize=9, frameon=False)
+    if title:
+        fig.suptitle(title)
     return fig

@@ -30,7 +30,7 @@ from the modules that hold them:
 
 * :mod:`cnnkit.landscape_functions` -- the test functions;
 * :mod:`cnnkit.stationary` -- derivatives by finite differences, :func:`classify`, :func:`stationary_points`;
-* :mod:`cnnkit.landscape_plots` -- contour, surface and loss-slice figures (matplotlib on first use);
+* :mod:`cnnkit.landscape_plots` -- contour, surface, loss-slice and trajectory-plane figures (matplotlib on first use);
 * :mod:`cnnkit.weight_directions` -- filter-normalised directions (numpy);
 and ``import cnnkit.landscapes`` loads neither TensorFlow nor matplotlib: a lesson that slices a
 network's loss imports :mod:`cnnkit.loss_slices` (:func:`~cnnkit.loss_slices.loss_slice`,
@@ -52,7 +52,7 @@ from cnnkit.landscape_functions import (  # noqa: F401  (the lesson's names)
     saddle,
     wells,
 )
-from cnnkit.landscape_plots import contour_plot, plot_loss_slice, surface_plot  # noqa: F401
+from cnnkit.landscape_plots import contour_plot, plot_loss_slice, plot_trajectory_plane, surface_plot  # noqa: F401
 from cnnkit.stationary import (  # noqa: F401
     KINDS,
     StationaryPoint,

@@ -1,9 +1,13 @@
 """The loss of a trained Keras classifier along a line or over a plane through its weights.
 
-The weights w* are moved to w* + alpha d1 (+ beta d2) along random,
-filter-normalised directions (:mod:`cnnkit.weight_directions`) and the mean
+The weights w* are moved to w* + alpha d1 (+ beta d2) and the mean
 cross-entropy and error rate are recorded at each point; the model's weights
-are restored afterwards, even on error. Figures: :func:`cnnkit.landscape_plots.plot_loss_slice`.
+are restored afterwards, even on error. :func:`loss_slice` and :func:`loss_line`
+use random, filter-normalised directions (:mod:`cnnkit.weight_directions`);
+:func:`loss_on_plane` takes any two directions, e.g. the principal plane of the
+weights visited during training (:mod:`cnnkit.trajectory`). Figures:
+:func:`cnnkit.landscape_plots.plot_loss_slice` and
+:func:`cnnkit.landscape_plots.plot_trajectory_plane`.
 """
 from __future__ import annotations
 
@@ -12,14 +16,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cnnkit._validate import positive_int, real
+from cnnkit._validate import as_float_array, finite_array, positive_int, real
 from cnnkit.env import import_tensorflow
 from cnnkit.weight_directions import filter_normalized_directions
 
 import_tensorflow()  # before Keras: hides TensorFlow's C++ start-up banner
 import keras
 
-__all__ = ["LossSlice", "loss_line", "loss_slice"]
+__all__ = ["LossSlice", "loss_line", "loss_on_plane", "loss_slice"]
 
 
 @dataclass(frozen=True)
@@ -50,22 +54,35 @@ def loss_slice(model, x, y, steps: int = 21, span: float = 1.0, seed: int = 0, *
     steps, span, x, y = _slice_args(steps, span, x, y, preprocess)
     start = time.perf_counter()
     evaluate, variables, center = _evaluator(model, x, y, batch_size, from_logits)
-    d1, d2 = filter_normalized_directions(center, seed=seed, count=2)
+    directions = filter_normalized_directions(center, seed=seed, count=2)
     coords = np.linspace(-span, span, steps)
-    loss = np.empty((steps, steps))
-    error = np.empty((steps, steps))
-    try:
-        for i, a in enumerate(coords):
-            for j, b in enumerate(coords):
-                for v, w0, u, t in zip(variables, center, d1, d2):
-                    v.assign((w0 + a * u + b * t).astype(w0.dtype))
-                loss[i, j], error[i, j] = evaluate()
-    finally:
-        for v, w0 in zip(variables, center):
-            v.assign(w0)
-    center_loss = evaluate()[0]
-    return LossSlice(alpha=coords, beta=coords.copy(), loss=loss, error=error, center_loss=center_loss,
-                     seconds=time.perf_counter() - start)
+    return _plane(evaluate, variables, center, directions, coords, coords.copy(), start)
+
+
+def loss_on_plane(model, x, y, directions, alpha, beta, *, batch_size: int = 512, from_logits: bool = False,
+                  preprocess=None) -> LossSlice:
+    """The loss over the plane w* + alpha d1 + beta d2 for two given directions and given coordinates.
+
+    ``directions`` is a pair ``(d1, d2)``, each a list of arrays shaped like
+    ``model.trainable_variables`` (e.g. the principal directions of a training
+    trajectory, :func:`cnnkit.trajectory.trajectory_pca`); ``alpha`` (A,) and
+    ``beta`` (B,) are the coordinates of the grid, in the directions' own units.
+    w* are the model's current trainable weights; non-trainable variables (batch
+    norm's moving mean and variance) keep their current values at every point.
+    Returns a :class:`LossSlice` with ``loss[i, j]`` and ``error[i, j]`` at
+    (alpha[i], beta[j]); the weights are restored afterwards, even on error.
+    Cost: A * B forward passes over the N images.
+    """
+    x, y = _data_args(x, y, preprocess)
+    alpha = finite_array(as_float_array(alpha, "alpha", ndim=1), "alpha").astype(np.float64)
+    beta = finite_array(as_float_array(beta, "beta", ndim=1), "beta").astype(np.float64)
+    for name, c in (("alpha", alpha), ("beta", beta)):
+        if c.size == 0:
+            raise ValueError(f"{name} must hold at least one coordinate, got an empty array")
+    start = time.perf_counter()
+    evaluate, variables, center = _evaluator(model, x, y, batch_size, from_logits)
+    directions = _check_directions(directions, center)
+    return _plane(evaluate, variables, center, directions, alpha, beta, start)
 
 
 def loss_line(model, x, y, steps: int = 21, span: float = 1.0, seed: int = 0, *, batch_size: int = 512,
@@ -79,24 +96,71 @@ def loss_line(model, x, y, steps: int = 21, span: float = 1.0, seed: int = 0, *,
     """
     steps, span, x, y = _slice_args(steps, span, x, y, preprocess)
     evaluate, variables, center = _evaluator(model, x, y, batch_size, from_logits)
-    (d1,) = filter_normalized_directions(center, seed=seed, count=1)
+    directions = filter_normalized_directions(center, seed=seed, count=1)
     coords = np.linspace(-span, span, steps)
-    loss = np.empty(steps)
-    error = np.empty(steps)
+    loss, error = _losses_at(evaluate, variables, center, directions, coords[:, None])
+    return coords, loss, error
+
+
+def _plane(evaluate, variables, center, directions, alpha, beta, start) -> LossSlice:
+    grid = np.stack(np.meshgrid(alpha, beta, indexing="ij"), axis=-1).reshape(-1, 2)
+    loss, error = _losses_at(evaluate, variables, center, directions, grid)
+    center_loss = evaluate()[0]
+    shape = (len(alpha), len(beta))
+    return LossSlice(alpha=alpha, beta=beta, loss=loss.reshape(shape), error=error.reshape(shape),
+                     center_loss=center_loss, seconds=time.perf_counter() - start)
+
+
+def _losses_at(evaluate, variables, center, directions, coefficients):
+    """(loss (M,), error (M,)) at w* + sum_k c[m, k] d_k for each row c[m] of ``coefficients`` (M, K).
+
+    The one place that moves a model's weights: they are put back to ``center``
+    afterwards, also when an evaluation fails.
+    """
+    loss = np.empty(len(coefficients))
+    error = np.empty(len(coefficients))
     try:
-        for i, a in enumerate(coords):
-            for v, w0, u in zip(variables, center, d1):
-                v.assign((w0 + a * u).astype(w0.dtype))
-            loss[i], error[i] = evaluate()
+        for m, c in enumerate(coefficients):
+            for i, (v, w0) in enumerate(zip(variables, center)):
+                moved = w0.astype(np.float64)
+                for ck, d in zip(c, directions):
+                    moved = moved + ck * d[i]
+                v.assign(moved.astype(w0.dtype))
+            loss[m], error[m] = evaluate()
     finally:
         for v, w0 in zip(variables, center):
             v.assign(w0)
-    return coords, loss, error
+    return loss, error
+
+
+def _check_directions(directions, center):
+    """Return ``directions`` as 2 lists of float64 arrays shaped like ``center``; raise naming what does not fit."""
+    if not isinstance(directions, (list, tuple)) or len(directions) != 2:
+        raise ValueError(f"directions must be a pair (d1, d2) of weight lists, got "
+                         f"{type(directions).__name__} of length {len(directions) if hasattr(directions, '__len__') else '?'}")
+    checked = []
+    for k, d in enumerate(directions):
+        if not isinstance(d, (list, tuple)) or len(d) != len(center):
+            raise ValueError(f"directions[{k}] must be a list of {len(center)} arrays, one per trainable weight of "
+                             f"the model, got {type(d).__name__} of length {len(d) if hasattr(d, '__len__') else '?'}")
+        arrays = []
+        for i, (a, w) in enumerate(zip(d, center)):
+            a = finite_array(as_float_array(a, f"directions[{k}][{i}]"), f"directions[{k}][{i}]")
+            if a.shape != w.shape:
+                raise ValueError(f"directions[{k}][{i}] must have the shape of trainable weight {i}, {w.shape}, "
+                                 f"got {a.shape}")
+            arrays.append(a.astype(np.float64))
+        checked.append(arrays)
+    return checked
 
 
 def _slice_args(steps, span, x, y, preprocess):
     steps = positive_int(steps, "steps")
     span = real(span, "span", low=0, low_open=True)
+    return (steps, span, *_data_args(x, y, preprocess))
+
+
+def _data_args(x, y, preprocess):
     x = np.asarray(x)
     y = np.asarray(y)
     if x.ndim < 2:
@@ -104,7 +168,7 @@ def _slice_args(steps, span, x, y, preprocess):
     if y.shape != (x.shape[0],):
         raise ValueError(f"y must have shape ({x.shape[0]},) to match x, got {y.shape}")
     x = preprocess(x.astype(np.float32)) if preprocess is not None else x.astype(np.float32)
-    return steps, span, np.asarray(x, dtype=np.float32), y
+    return np.asarray(x, dtype=np.float32), y
 
 
 def _evaluator(model, x, y, batch_size, from_logits):

@@ -169,11 +169,13 @@ def plot_trajectory_plane(plane, pca, random_slice=None, *, title: str | None = 
     result on the same images) the random filter-normalised slice is drawn in a
     first panel. Both panels share one colour scale, from the lowest loss to
     ``zclip`` (default: the largest loss of either panel; higher values take the
-    top colour), with levels spaced geometrically above the lowest loss, so
-    that the low valleys show their shape next to high rims. The legend sits
+    top colour), with levels spaced geometrically above the lowest loss and one
+    colour per band between levels, so that the low valleys show their shape
+    next to high rims. The legend sits
     below the panels, off the data.
     """
     import matplotlib.pyplot as plt
+    from matplotlib.colors import BoundaryNorm
 
     coords = as_points(pca.coords)
     if coords.ndim != 2:
@@ -185,12 +187,14 @@ def plot_trajectory_plane(plane, pca, random_slice=None, *, title: str | None = 
         raise ValueError(f"zclip must be above the lowest loss {low:.4g}, got {high:.4g}")
     # levels spaced geometrically above the lowest loss: fine near the minima, coarse on the high rims
     levels = low + np.concatenate([[0.0], np.geomspace((high - low) * 1e-3, high - low, 20)])
+    # one colour per band between levels (not per loss value), so the narrow low bands get distinct colours
+    norm = BoundaryNorm(levels, plt.get_cmap("viridis").N, extend="max")
     fig, axes = plt.subplots(1, len(slices), figsize=(6.2 * len(slices) + 1, 5.4), dpi=positive_int(dpi, "dpi"),
                              squeeze=False, layout="constrained")
     axes = axes[0]
     for ax, sl in zip(axes, slices):
         A, B = np.meshgrid(sl.alpha, sl.beta, indexing="ij")
-        filled = ax.contourf(A, B, np.minimum(sl.loss, high), levels=levels, cmap="viridis", extend="max")
+        filled = ax.contourf(A, B, np.minimum(sl.loss, high), levels=levels, cmap="viridis", norm=norm, extend="max")
         ax.contour(A, B, np.minimum(sl.loss, high), levels=levels[::2], colors="white", linewidths=0.5, alpha=0.6)
     if random_slice is not None:
         axes[0].plot(0, 0, "*", color="red", ms=14, mec="black", mew=0.6)

@@ -127,6 +127,47 @@ def test_saved_outputs_carry_no_machine_paths_or_colour_codes(path):
                                "print paths through ck.env.portable_paths, summaries with print_fn=print")
 
 
+def _png_dots_per_inch(png: bytes) -> float | None:
+    """The resolution a PNG declares in its pHYs chunk (pixels per metre, unit 1), or None without one."""
+    import struct
+
+    at = 8
+    while at + 8 <= len(png):
+        length, kind = struct.unpack(">I4s", png[at:at + 8])
+        if kind == b"pHYs":
+            per_metre, _, unit = struct.unpack(">IIB", png[at + 8:at + 17])
+            return per_metre * 0.0254 if unit == 1 else None
+        at += 12 + length
+    return None
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
+def test_saved_figures_are_drawn_at_100_dpi_or_more(path):
+    import base64
+
+    nb = nbformat.read(path, as_version=4)
+    for index, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            png = out.get("data", {}).get("image/png")
+            if png:
+                dpi = _png_dots_per_inch(base64.b64decode(png))
+                assert dpi is not None and dpi >= 99.5, (
+                    f"cell {index} saved a figure at {dpi} dpi; ck.setup() sets 100: re-run the lesson")
+
+
+def test_the_resolution_check_reads_what_matplotlib_writes(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, _ = plt.subplots(figsize=(2, 1))
+    for dpi in (72, 100):
+        fig.savefig(tmp_path / "f.png", dpi=dpi)
+        assert abs(_png_dots_per_inch((tmp_path / "f.png").read_bytes()) - dpi) < 0.5
+    plt.close(fig)
+
+
 def test_the_saved_output_check_catches_paths_and_colour_codes():
     assert MACHINE_PATH.search("dataset: cifar10 (/work/cifar/cifar-10-batches-py)")
     assert ANSI.search("\x1b[1mModel: \"m\"\x1b[0m")

@@ -336,6 +336,31 @@ def test_fit_recipe_returns_the_best_validation_weights_and_their_epoch(small_ru
     assert result.history["lr"][0] == 0.0 and max(result.history["lr"]) <= recipe.learning_rate
 
 
+def test_the_capstone_lesson_trains_with_the_steps_fit_recipe_runs(small_run):
+    """The lesson assembles the training in plain view; run that cell and fit_recipe side by side."""
+    import time
+
+    import keras
+
+    import cnnkit
+
+    recipe, data, result = small_run
+    lesson = json.loads((REPO / "notebooks" / "09_capstone.ipynb").read_text(encoding="utf-8"))
+    cells = [c for c in lesson["cells"] if "training-assembly" in c["metadata"].get("tags", [])]
+    assert len(cells) == 1, "09_capstone.ipynb must have one cell tagged training-assembly"
+    from cnnkit.devices import resolve_precision
+
+    namespace = {"T": T, "ck": cnnkit, "keras": keras, "np": np, "time": time, "recipe": recipe, "data": data,
+                 "epochs": recipe.epochs, "precision": resolve_precision(recipe.precision),
+                 "live": keras.callbacks.Callback()}
+    exec(compile("".join(cells[0]["source"]), "09_capstone.ipynb[training-assembly]", "exec"), namespace)
+    assert namespace["history"]["val_accuracy"] == result.history["val_accuracy"]
+    ours, theirs = namespace["model"].get_weights(), result.model.get_weights()
+    assert len(ours) == len(theirs)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("val_accuracy, best", [([0.2, 0.6, 0.4], 2), ([0.7, 0.5, 0.6], 1), ([0.1, 0.3, 0.5], 3),
                                                 ([0.4, 0.6, 0.6], 2)])
 def test_best_epoch_is_the_first_epoch_of_highest_validation_accuracy(tf, monkeypatch, val_accuracy, best):

@@ -1,4 +1,4 @@
-"""Gradient-descent optimizers in numpy: plain GD, momentum, RMSProp and Adam.
+"""Gradient-descent optimizers in numpy: plain GD, momentum, AdaGrad, RMSProp and Adam.
 
 Each optimizer is a small class whose :meth:`step` takes the current weights
 ``w`` and the gradient ``grad`` (numpy arrays of the same shape) and returns
@@ -12,6 +12,7 @@ Two forms of the update are offered (``form=``):
 * ``"tutorial"`` -- the lecture's formulas as corrected in ``ERRATA.md``:
 
   - momentum:  v <- beta v + (1 - beta) g;  w <- w - lr v
+  - AdaGrad:   s <- s + g^2;  w <- w - lr g / (sqrt(s) + eps)
   - RMSProp:   v <- rho v + (1 - rho) g^2;  w <- w - lr g / (sqrt(v) + eps)
   - Adam:      m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2;
                m_hat = m / (1 - b1^t);  v_hat = v / (1 - b2^t);
@@ -22,6 +23,7 @@ Two forms of the update are offered (``form=``):
 
   - SGD momentum:  v <- v beta - g lr;  w <- w + v
     (Nesterov: w <- w + (v beta - g lr) with the new v)
+  - Adagrad:       s starts at 0.1;  s <- s + g^2;  w <- w - (lr g) / sqrt(s + eps)
   - RMSprop:       v <- rho v + (1 - rho) g^2;  w <- w - (lr g) / sqrt(v + eps)
   - Adam:          alpha = lr sqrt(1 - b2^t) / (1 - b1^t);
                    m <- m + (g - m)(1 - b1);  v <- v + (g^2 - v)(1 - b2);
@@ -114,7 +116,7 @@ class Optimizer:
         Lets a single step be checked from any state, e.g.
         ``Momentum(0.1).load_state(v=np.ones(3))`` then ``step(w, g)`` computes
         v <- beta * 1 + (1 - beta) g. The names are those of :meth:`state`
-        (``v`` for Momentum and RMSProp; ``m`` and ``v`` for Adam).
+        (``v`` for Momentum and RMSProp; ``s`` for AdaGrad; ``m`` and ``v`` for Adam).
         """
         t = non_negative_int(t, "t (steps already taken)")
         unknown = set(arrays) - set(self.STATE_NAMES)
@@ -229,6 +231,42 @@ class Momentum(Optimizer):
         return f"lr={self.lr}, beta={self.beta}, form={self.form!r}{extra}"
 
 
+class AdaGrad(Optimizer):
+    """AdaGrad: divide the step by the root of the *sum* of all squared gradients so far.
+
+    ``form="tutorial"`` (the sum starts at 0)::
+
+        s <- s + g^2;   w <- w - lr g / (sqrt(s) + epsilon)
+
+    ``form="keras"`` (``keras.optimizers.Adagrad(lr, initial_accumulator_value=0.1,
+    epsilon=epsilon)``): the sum starts at ``initial_accumulator`` and epsilon is inside
+    the root. With a constant gradient the step after t updates is lr / sqrt(t) (tutorial
+    form): it only ever shrinks, which is what RMSProp's decaying average changes.
+    """
+
+    STATE_NAMES = ("s",)
+
+    def __init__(self, lr: float, epsilon: float = 1e-7, form: str = "tutorial",
+                 initial_accumulator: float | None = None):
+        super().__init__(lr)
+        self.epsilon = _epsilon(epsilon)
+        self.form = one_of(form, "form", FORMS)
+        default = 0.0 if self.form == "tutorial" else 0.1
+        self.initial_accumulator = real(default if initial_accumulator is None else initial_accumulator,
+                                        "initial_accumulator", low=0.0)
+
+    def _update(self, w, g, state):
+        s = state.get("s", np.full_like(w, self.initial_accumulator)) + np.square(g)
+        state["s"] = s
+        if self.form == "tutorial":
+            return w - self.lr * g / (np.sqrt(s) + self.epsilon)
+        return w - (keras_float(self.lr) * g) / np.sqrt(s + self.epsilon)
+
+    def _params(self) -> str:
+        return (f"lr={self.lr}, epsilon={self.epsilon}, form={self.form!r}, "
+                f"initial_accumulator={self.initial_accumulator}")
+
+
 class RMSProp(Optimizer):
     """RMSProp: divide the step by the root of a running mean of squared gradients.
 
@@ -330,7 +368,7 @@ def minimize(optimizer: Optimizer, grad_fn: Callable, w0, steps: int) -> np.ndar
     non-finite instead of raising.
     """
     if not isinstance(optimizer, Optimizer):
-        raise TypeError(f"optimizer must be a cnnkit.optim optimizer (GD, Momentum, RMSProp, Adam), "
+        raise TypeError(f"optimizer must be a cnnkit.optim optimizer (GD, Momentum, AdaGrad, RMSProp, Adam), "
                         f"got {type(optimizer).__name__}")
     if not callable(grad_fn):
         raise TypeError(f"grad_fn must be a function w -> gradient, got {type(grad_fn).__name__}")
@@ -350,16 +388,13 @@ def minimize(optimizer: Optimizer, grad_fn: Callable, w0, steps: int) -> np.ndar
 
 
 def make(name: str, lr: float, form: str = "tutorial", **kwargs) -> Optimizer:
-    """Build an optimizer by name: ``"gd"``, ``"momentum"``, ``"nesterov"`` (Keras form), ``"rmsprop"``, ``"adam"``."""
+    """Build an optimizer by name: ``"gd"``, ``"momentum"``, ``"nesterov"`` (Keras form), ``"adagrad"``,
+    ``"rmsprop"``, ``"adam"``."""
+    makers = {"gd": lambda: GD(lr, form=form), "momentum": lambda: Momentum(lr, form=form, **kwargs),
+              "nesterov": lambda: Momentum(lr, form="keras", nesterov=True, **kwargs),
+              "adagrad": lambda: AdaGrad(lr, form=form, **kwargs), "rmsprop": lambda: RMSProp(lr, form=form, **kwargs),
+              "adam": lambda: Adam(lr, form=form, **kwargs)}
     key = str(name).lower()
-    if key == "gd":
-        return GD(lr, form=form)
-    if key == "momentum":
-        return Momentum(lr, form=form, **kwargs)
-    if key == "nesterov":
-        return Momentum(lr, form="keras", nesterov=True, **kwargs)
-    if key == "rmsprop":
-        return RMSProp(lr, form=form, **kwargs)
-    if key == "adam":
-        return Adam(lr, form=form, **kwargs)
-    raise ValueError(f"unknown optimizer {name!r}; expected one of 'gd', 'momentum', 'nesterov', 'rmsprop', 'adam'")
+    if key not in makers:
+        raise ValueError(f"unknown optimizer {name!r}; expected one of {', '.join(map(repr, makers))}")
+    return makers[key]()

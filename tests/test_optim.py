@@ -64,6 +64,9 @@ KERAS_CASES = {
                      lambda: optim.Momentum(1e-3, 0.9, form="keras")),
     "sgd_nesterov": (lambda k: k.optimizers.SGD(1e-3, momentum=0.8, nesterov=True),
                      lambda: optim.Momentum(1e-3, 0.8, form="keras", nesterov=True)),
+    "adagrad": (lambda k: k.optimizers.Adagrad(5e-2), lambda: optim.AdaGrad(5e-2, form="keras")),
+    "adagrad_start": (lambda k: k.optimizers.Adagrad(2e-2, initial_accumulator_value=1.0, epsilon=1e-4),
+                      lambda: optim.AdaGrad(2e-2, epsilon=1e-4, form="keras", initial_accumulator=1.0)),
     "rmsprop": (lambda k: k.optimizers.RMSprop(1e-2), lambda: optim.RMSProp(1e-2, form="keras")),
     "rmsprop_rho": (lambda k: k.optimizers.RMSprop(3e-3, rho=0.7, epsilon=1e-4),
                     lambda: optim.RMSProp(3e-3, rho=0.7, epsilon=1e-4, form="keras")),
@@ -145,6 +148,23 @@ def test_momentum_tutorial_formula():
         v = beta * v + (1 - beta) * g
         w = w - lr * v
         np.testing.assert_allclose(path[t], w, rtol=1e-12, atol=1e-14)
+
+
+def test_adagrad_tutorial_formula_and_its_shrinking_step():
+    grad_fn, w0 = PROBLEMS["logcosh"]
+    lr, eps = 5e-2, 1e-3
+    w, s = w0.copy(), np.zeros_like(w0)
+    path = optim.minimize(optim.AdaGrad(lr, eps), grad_fn, w0, STEPS)
+    for t in range(1, STEPS + 1):
+        g = grad_fn(w)
+        s = s + g ** 2
+        w = w - lr * g / (np.sqrt(s) + eps)
+        np.testing.assert_allclose(path[t], w, rtol=1e-12, atol=1e-14)
+    # a constant gradient: step t is lr / sqrt(t), shrinking for ever (RMSProp's stays near lr)
+    steps = -np.diff(optim.minimize(optim.AdaGrad(0.1, epsilon=0.0), lambda w: np.ones_like(w), [0.0], 100)[:, 0])
+    np.testing.assert_allclose(steps, 0.1 / np.sqrt(np.arange(1, 101)), rtol=1e-12)
+    with pytest.raises(ValueError, match="initial_accumulator"):
+        optim.AdaGrad(0.1, initial_accumulator=-1.0)
 
 
 def test_rmsprop_tutorial_formula():
@@ -293,8 +313,9 @@ def test_make_by_name():
     assert isinstance(optim.make("adam", 0.1), optim.Adam)
     assert optim.make("nesterov", 0.1).nesterov
     assert optim.make("rmsprop", 0.1, form="keras").form == "keras"
-    with pytest.raises(ValueError, match="unknown optimizer 'adagrad'"):
-        optim.make("adagrad", 0.1)
+    assert isinstance(optim.make("adagrad", 0.1), optim.AdaGrad)
+    with pytest.raises(ValueError, match="unknown optimizer 'adadelta'; expected one of 'gd', .*'adagrad'"):
+        optim.make("adadelta", 0.1)
 
 
 def test_repr_names_hyperparameters():

@@ -30,6 +30,13 @@ def _as_displayable(image):
     return img
 
 
+def _tile_axes(plt, n: int, ncols: int, size: float, title: str | None):
+    """A grid of at least ``n`` square panels of ``size`` inches, at most ``ncols`` to a row (room for a title)."""
+    ncols = max(1, min(ncols, n))
+    nrows = math.ceil(n / ncols)
+    return plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + (0.4 if title else 0)), squeeze=False)
+
+
 def image_grid(images, labels=None, class_names=None, ncols: int = 8, title: str | None = None,
                size: float = 1.4, predictions=None):
     """Show images (N, H, W[, C]) in a grid, captioned with their labels (and predictions, red when wrong)."""
@@ -38,10 +45,7 @@ def image_grid(images, labels=None, class_names=None, ncols: int = 8, title: str
     if images.ndim not in (3, 4):
         raise ValueError(f"images must have shape (N, H, W) or (N, H, W, C), got {images.shape}")
     n = images.shape[0]
-    ncols = max(1, min(ncols, n))
-    nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + (0.4 if title else 0)),
-                             squeeze=False)
+    fig, axes = _tile_axes(plt, n, ncols, size, title)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i >= n:
@@ -73,10 +77,7 @@ def feature_maps(maps, ncols: int = 8, title: str | None = None, cmap: str = "vi
     if maps.ndim != 3:
         raise ValueError(f"maps must have shape (H, W, K) (or (1, H, W, K)), got {maps.shape}")
     k = maps.shape[-1]
-    ncols = max(1, min(ncols, k))
-    nrows = math.ceil(k / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + (0.4 if title else 0)),
-                             squeeze=False)
+    fig, axes = _tile_axes(plt, k, ncols, size, title)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < k:
@@ -235,10 +236,7 @@ def filter_tiles(kernel, ncols: int = 8, title: str | None = None, size: float =
         raise ValueError(f"kernel must have 1 or 3 input channels to be shown as images, got {tiles.shape[-1]} "
                          f"(shape {np.shape(kernel)})")
     k = tiles.shape[0]
-    ncols = max(1, min(ncols, k))
-    nrows = math.ceil(k / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + (0.4 if title else 0)),
-                             squeeze=False)
+    fig, axes = _tile_axes(plt, k, ncols, size, title)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < k:

@@ -6,17 +6,30 @@ same experiment for several model builders so that curves can be put side by
 side (``cnnkit.plotting.training_curves``); ``compare_seeds`` repeats it for
 several seeds and ``spread`` summarises the runs (mean and range), so that a
 claim rests on more than one draw of the initial weights and batch order.
+``time_train_step`` measures how long one training step takes per example for
+several batch sizes (:class:`StepTimes`).
 """
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Callable
 
-from cnnkit._validate import boolean, non_negative_int, positive_int, probability, real
+import numpy as np
+
+from cnnkit._validate import (
+    boolean,
+    non_negative_int,
+    numeric_array,
+    positive_int,
+    positive_int_sequence,
+    probability,
+    real,
+)
 from cnnkit.env import import_tensorflow, traced_gradients_released
 from cnnkit.pipeline import make_dataset
 
-import_tensorflow()  # before Keras: hides TensorFlow's C++ start-up banner
+tf = import_tensorflow()  # before Keras: hides TensorFlow's C++ start-up banner
 import keras  # noqa: E402
 from keras import layers  # noqa: E402
 
@@ -198,3 +211,100 @@ def spread(runs: dict[str, list[dict]], metric: str = "val_accuracy", epoch: int
         values = [float(h[metric][epoch]) for h in histories]
         out[label] = {"mean": sum(values) / len(values), "min": min(values), "max": max(values), "values": values}
     return out
+
+
+@dataclass(frozen=True)
+class StepTimes:
+    """Seconds of one training step per batch size, with a straight-line fit ``t(b) = overhead + b * per_example_cost``.
+
+    ``batch_sizes`` and ``seconds`` have shape (k,) (the fastest of the repeats
+    at each size); ``per_example = seconds / batch_sizes``. The fit minimises
+    the squared *relative* error ``sum_b ((overhead + b c - t_b) / t_b)^2``, so
+    small and large batches weigh alike: ``overhead`` is what a step costs
+    whatever its size (launching the kernels, the optimiser's update of every
+    weight, Python), ``per_example_cost`` what each example adds once the
+    kernels run on whole batches.
+    """
+
+    batch_sizes: np.ndarray
+    seconds: np.ndarray
+    overhead: float
+    per_example_cost: float
+
+    @classmethod
+    def fitted(cls, batch_sizes, seconds) -> StepTimes:
+        """Step times ``seconds`` (k,) measured at ``batch_sizes`` (k,), with the straight line fitted to them."""
+        sizes = positive_int_sequence(batch_sizes, "batch_sizes")
+        t = numeric_array(seconds, "seconds").astype(np.float64)
+        if t.shape != (len(sizes),) or not np.all(np.isfinite(t) & (t > 0)):
+            raise ValueError(f"seconds must hold one positive time per batch size ({len(sizes)}), got {seconds!r}")
+        b = np.array(sizes, dtype=np.float64)
+        (overhead, cost), *_ = np.linalg.lstsq(np.stack([1 / t, b / t], axis=1), np.ones_like(t), rcond=None)
+        return cls(np.array(sizes, dtype=np.int64), t, float(overhead), float(cost))
+
+    @property
+    def per_example(self) -> np.ndarray:
+        """Seconds per example at each batch size, shape (k,)."""
+        return self.seconds / self.batch_sizes
+
+    @property
+    def best_batch(self) -> int:
+        """The batch size with the lowest time per example."""
+        return int(self.batch_sizes[np.argmin(self.per_example)])
+
+    def flat_from(self, within: float = 1.25) -> int:
+        """The smallest batch size whose time per example is at most ``within`` times the best one."""
+        within = real(within, "within", low=1.0)
+        return int(self.batch_sizes[np.argmax(self.per_example <= within * self.per_example.min())])
+
+
+def time_train_step(model, x, y, batch_sizes=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512), *, repeats: int = 3,
+                    learning_rate: float = 0.01) -> StepTimes:
+    """Time one training step of ``model`` (forward, backward, SGD update) at each batch size.
+
+    ``x`` holds at least ``max(batch_sizes)`` images (N, H, W, C) matching the
+    model's input (uint8 is scaled by 1/255, anything else cast to float32),
+    ``y`` their integer labels (N,). The step, written once as a
+    ``tf.function`` whose batch dimension is left open (so it is traced once,
+    not once per size), computes the sparse categorical cross-entropy, its
+    gradient and an SGD update with ``learning_rate``; the model's weights
+    change. At each size one untimed step comes first, then ``repeats`` timed
+    ones (each waits for its result); the fastest counts, since on a shared
+    machine other work can only slow a step down.
+    """
+    sizes = positive_int_sequence(batch_sizes, "batch_sizes")
+    repeats = positive_int(repeats, "repeats")
+    learning_rate = real(learning_rate, "learning_rate", low=0.0, low_open=True)
+    x, y = numeric_array(x, "x"), numeric_array(y, "y")
+    if x.ndim != 4 or y.shape != (len(x),):
+        raise ValueError(f"x must be images (N, H, W, C) and y their N labels, got shapes {x.shape} and {y.shape}")
+    if max(sizes) > len(x):
+        raise ValueError(f"batch_sizes go up to {max(sizes)} but x holds only {len(x)} images")
+    if x.shape[1:] != tuple(model.input_shape[1:]):
+        raise ValueError(f"x has images of shape {x.shape[1:]}, the model expects {tuple(model.input_shape[1:])}")
+    optimizer = keras.optimizers.SGD(learning_rate)
+    optimizer.build(model.trainable_variables)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+    spec = (tf.TensorSpec((None, *x.shape[1:]), tf.float32), tf.TensorSpec((None,), tf.int64))
+
+    @tf.function(input_signature=spec)
+    def step(images, labels):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(labels, model(images, training=True))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    seconds = []
+    with traced_gradients_released():
+        for b in sizes:
+            images = x[:b].astype(np.float32) / (255.0 if x.dtype == np.uint8 else 1.0)
+            images, labels = tf.constant(images), tf.constant(y[:b].astype(np.int64))
+            step(images, labels).numpy()
+            times = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                step(images, labels).numpy()
+                times.append(time.perf_counter() - start)
+            seconds.append(min(times))
+    return StepTimes.fitted(sizes, seconds)

@@ -171,3 +171,55 @@ def test_released_gradients_keep_what_was_registered_before():
         assert before <= set(entries)
     finally:
         entries.pop("KitTestOp", None)
+
+
+# --------------------------------------------------------------------------- timing a training step
+
+
+def test_timed_step_is_one_sgd_step_of_keras_own_training(toy):
+    """Each timed call is forward, backward and an SGD update: the weights end where Keras' own steps take them."""
+    x, y = toy
+    timed = experiments.small_cnn((16, 16, 3), 4, widths=(8,), seed=3)
+    reference = experiments.small_cnn((16, 16, 3), 4, widths=(8,), seed=3)
+    before = [w.copy() for w in timed.get_weights()]
+    times = experiments.time_train_step(timed, x, y, (2, 5), repeats=2, learning_rate=0.05)
+    reference.compile(optimizer=keras.optimizers.SGD(0.05), loss="sparse_categorical_crossentropy")
+    for b in (2, 5):
+        for _ in range(1 + 2):  # one untimed step, then the repeats
+            reference.train_on_batch(x[:b].astype(np.float32) / 255.0, y[:b])
+    assert any(not np.allclose(a, w) for a, w in zip(before, timed.get_weights()))
+    for got, want in zip(timed.get_weights(), reference.get_weights()):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+    assert list(times.batch_sizes) == [2, 5] and np.all(times.seconds > 0)
+    np.testing.assert_allclose(times.per_example, times.seconds / np.array([2, 5]))
+
+
+def test_step_times_fit_recovers_overhead_and_cost_per_example():
+    sizes = [1, 2, 4, 8, 16, 32, 64]
+    exact = experiments.StepTimes.fitted(sizes, [0.003 + 0.0007 * b for b in sizes])
+    assert exact.overhead == pytest.approx(0.003) and exact.per_example_cost == pytest.approx(0.0007)
+    # per example: 0.0037, 0.00205, ... falling towards 0.0007: best at the largest size, within 25% from b = 16
+    assert exact.best_batch == 64 and exact.flat_from(1.25) == 16 and exact.flat_from(1.0) == 64
+    bumpy = experiments.StepTimes.fitted([1, 2, 4], [0.004, 0.002, 0.006])
+    assert bumpy.best_batch == 2 and bumpy.flat_from() == 2
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"batch_sizes": (1, 128)}, "up to 128 but x holds only 64"),
+    ({"batch_sizes": (0, 2)}, r"batch_sizes\[0\]"),
+    ({"repeats": 0}, "repeats"),
+    ({"learning_rate": -1.0}, "learning_rate"),
+])
+def test_time_train_step_names_bad_arguments(toy, kwargs, match):
+    x, y = toy
+    model = experiments.small_cnn((16, 16, 3), 4, widths=(8,))
+    with pytest.raises(ValueError, match=match):
+        experiments.time_train_step(model, x, y, **{"batch_sizes": (1, 2), **kwargs})
+
+
+def test_time_train_step_refuses_images_of_another_shape(toy):
+    x, y = toy
+    with pytest.raises(ValueError, match=r"model expects \(32, 32, 3\)"):
+        experiments.time_train_step(experiments.small_cnn(widths=(8,)), x, y, (1,))
+    with pytest.raises(ValueError, match="one positive time per batch size"):
+        experiments.StepTimes.fitted([1, 2], [0.1])

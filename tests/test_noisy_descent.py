@@ -117,3 +117,31 @@ def test_geometric_rates():
 def test_bad_arguments_are_named(examples, call, match):
     with pytest.raises((ValueError, TypeError), match=match):
         call(examples)
+
+
+def test_lesson_08_prints_the_counts_these_runs_give(wells, minima):
+    """The counts saved in lesson 08 (section 3.5) are those the module computes with the lesson's seeds."""
+    import json
+    import re
+    from pathlib import Path
+
+    notebook = json.loads((Path(__file__).resolve().parents[1] / "notebooks" / "08_optimizers.ipynb").read_text("utf-8"))
+    cell = next(c for c in notebook["cells"] if c["cell_type"] == "code"
+                and "noisy_descent.tilted_examples(wells, n=200, spread=5.0, seed=0)" in "".join(c["source"]))
+    printed = "".join("".join(o.get("text", "")) for o in cell["outputs"] if o["output_type"] == "stream")
+    saved = {m.group(1).strip(): [int(m.group(2)), *map(int, m.group(3).split(", ")), int(m.group(4)), int(m.group(5))]
+             for m in re.finditer(r"^(.+?)\s+global minimum\s+(\d+) of 200, local minima \[([\d, ]+)\]; "
+                                  r"carried into the global\s+(\d+), out of it\s+(\d+)", printed, re.M)}
+    assert len(saved) == 5, f"lesson 08's noise cell printed {printed!r}"
+    examples = nd.tilted_examples(wells, 200, 5.0, seed=0)
+    starts = np.stack(np.meshgrid(np.linspace(-1.5, 1.5, 5), np.linspace(-1.5, 1.5, 5)), -1).reshape(-1, 2)
+    falling = nd.geometric_rates(0.05, 0.002, 3000)
+    runs = {"full batch (b = 200)": (200, falling), "b = 20": (20, falling), "b = 4": (4, falling),
+            "b = 1": (1, falling), "b = 1, constant lr 0.05": (1, nd.geometric_rates(0.05, 0.05, 3000))}
+    ends = {name: nd.nearest_minimum(nd.minibatch_descent(examples, starts, b, rates, seeds=range(8)), minima)[0]
+            for name, (b, rates) in runs.items()}
+    plain = ends["full batch (b = 200)"]
+    for name, where in ends.items():
+        counts = np.bincount(where.ravel(), minlength=4).tolist()
+        into, out = int(np.sum((plain != 0) & (where == 0))), int(np.sum((plain == 0) & (where != 0)))
+        assert saved[name] == [*counts, into, out], name

@@ -102,7 +102,7 @@ def run_recipe(name: str, dataset, epochs: int | None = None) -> dict:
     load_before = _load()
     result = fit_recipe(recipe, data, epochs=epochs)
     load_after = _load()
-    evaluation = evaluate(result.model, data, tta=recipe.tta)
+    evaluation = evaluate(result.model, data, tta=recipe.tta, tta_translate=recipe.tta_translate)
     return {"model": name, "test_accuracy": evaluation.accuracy_tta if recipe.tta else evaluation.accuracy,
             "test_accuracy_plain": evaluation.accuracy, "train_seconds": result.seconds,
             "train_cpu_seconds": result.cpu_seconds, "epochs": result.epochs_run, "best_epoch": result.best_epoch,
@@ -115,7 +115,7 @@ def run_recipe(name: str, dataset, epochs: int | None = None) -> dict:
 def _training_key(recipe, precision: str) -> str:
     """What decides a training run: every recipe field but the name and test-time augmentation."""
     settings = recipe.to_dict()
-    for evaluation_only in ("name", "tta"):
+    for evaluation_only in ("name", "tta", "tta_translate"):
         settings.pop(evaluation_only)
     settings["precision"] = precision
     return json.dumps(settings, sort_keys=True)
@@ -145,7 +145,7 @@ def ablate(recipe, data, *, epochs: int | None = None, tricks=None, fit=None, lo
             result = fit(changed, data, epochs=epochs)
             trained[key] = (variant, result)
         result = trained[key][1]
-        evaluation = evaluate(result.model, data, tta=changed.tta)
+        evaluation = evaluate(result.model, data, tta=changed.tta, tta_translate=changed.tta_translate)
         accuracy = evaluation.accuracy_tta if changed.tta else evaluation.accuracy
         rows.append({"variant": variant, "recipe": changed.name,
                      "changes": {k: list(v) if isinstance(v, tuple) else v for k, v in changes.items()},

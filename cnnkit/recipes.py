@@ -17,8 +17,9 @@ PRECISIONS = ("auto", "float32", "bfloat16")  # see cnnkit.devices.resolve_preci
 class Recipe:
     """Every choice of one training run; frozen, so a recipe cannot drift once chosen.
 
-    Model: ``widths[i]`` channels in stage i, ``residual[i]`` whether stage i ends
-    with a residual block; ``whiten_patch`` is the patch size of the fixed whitening
+    Model: ``widths[i]`` channels in stage i, ``convs_per_stage`` (1 or 2) plain
+    convolutions in each stage, ``residual[i]`` whether stage i ends with a residual block,
+    ``identity_init`` whether the 3x3 convolutions start partly as identities; ``whiten_patch`` is the patch size of the fixed whitening
     layer (0: an ordinary trainable 3x3 convolution of ``stem_width`` channels instead).
     Schedule: the learning rate rises linearly from 0 to ``learning_rate`` over
     ``warmup_epochs`` and decays (``decay``: "linear" or "cosine") to
@@ -27,6 +28,18 @@ class Recipe:
     ``k * batch_size`` and the rate is scaled (:func:`cnnkit.devices.scaled_learning_rate`).
     Precision: ``"float32"``, ``"bfloat16"`` (Keras' mixed_bfloat16 policy) or ``"auto"``
     (bfloat16 only where the hardware runs it faster; :func:`cnnkit.devices.resolve_precision`).
+    Batch norm: ``bn_scale=False`` freezes every scale gamma at 1 (only the shift beta
+    learns); ``bn_weight_decay=False`` keeps batch norm's parameters out of weight decay;
+    ``bn_shift_lr`` multiplies the learning rate of batch norm's shifts beta (airbench: 64).
+    ``ema_momentum`` m > 0 evaluates an exponential moving average of the weights,
+    ``w_avg <- m * w_avg + (1 - m) * w`` after every step, instead of the last weights.
+    ``patience`` > 0 stops training after that many epochs without a better validation
+    accuracy and keeps the best epoch's weights; 0 trains every epoch of the fixed schedule
+    and keeps the last weights (or their average). The average needs ``patience=0``:
+    restoring the best epoch's raw weights would throw it away.
+    Test-time augmentation: the mirror image (``tta``) and, with ``tta_translate`` t > 0,
+    the image and its mirror shifted by t pixels up-left and down-right as well
+    (:func:`cnnkit.training.predict_proba`).
     """
 
     name: str
@@ -43,6 +56,8 @@ class Recipe:
     final_lr_fraction: float = 0.0
     label_smoothing: float = 0.2
     dropout: float = 0.0
+    convs_per_stage: int = 1
+    identity_init: bool = False
     whiten_patch: int = 2
     whiten_stride: int = 1
     stem_width: int = 24
@@ -51,6 +66,11 @@ class Recipe:
     flip: bool = True
     translate: int = 2
     tta: bool = True
+    tta_translate: int = 0
+    bn_scale: bool = True
+    bn_weight_decay: bool = True
+    bn_shift_lr: float = 1.0
+    ema_momentum: float = 0.0
     val_fraction: float = 0.1
     patience: int = 4
     precision: str = "auto"
@@ -68,21 +88,25 @@ class Recipe:
         positive_int(self.epochs, "epochs")
         positive_int(self.batch_size, "batch_size")
         positive_int(self.stem_width, "stem_width")
-        positive_int(self.patience, "patience")
-        for value, name in ((self.learning_rate, "learning_rate"), (self.logit_scale, "logit_scale")):
+        non_negative_int(self.patience, "patience")
+        for value, name in ((self.learning_rate, "learning_rate"), (self.logit_scale, "logit_scale"),
+                            (self.bn_shift_lr, "bn_shift_lr")):
             real(value, name, low=0.0, low_open=True)
         one_of(self.optimizer, "optimizer", OPTIMIZERS)
         one_of(self.decay, "decay", DECAYS)
         one_of(self.precision, "precision", PRECISIONS)
         for value, name in ((self.momentum, "momentum"), (self.label_smoothing, "label_smoothing"),
                             (self.dropout, "dropout"), (self.bn_momentum, "bn_momentum"),
-                            (self.final_lr_fraction, "final_lr_fraction")):
+                            (self.final_lr_fraction, "final_lr_fraction"), (self.ema_momentum, "ema_momentum")):
             probability(value, name)
         probability(self.val_fraction, "val_fraction")
         if self.val_fraction == 0:
             raise ValueError("val_fraction must be > 0: the best checkpoint and early stopping need a validation split")
         real(self.weight_decay, "weight_decay", low=0.0)
         real(self.warmup_epochs, "warmup_epochs", low=0.0, high=self.epochs, high_open=True)
+        if self.convs_per_stage not in (1, 2):
+            raise ValueError(f"convs_per_stage must be 1 or 2, got {self.convs_per_stage!r}")
+        boolean(self.identity_init, "identity_init")
         if self.whiten_patch not in (0, 2, 3):
             raise ValueError(f"whiten_patch must be 0 (no whitening), 2 or 3, got {self.whiten_patch!r}")
         if self.whiten_stride not in (1, 2):
@@ -90,6 +114,15 @@ class Recipe:
         integer(self.translate, "translate (pixels)", minimum=0, maximum=8)
         boolean(self.flip, "flip")
         boolean(self.tta, "tta")
+        integer(self.tta_translate, "tta_translate (pixels)", minimum=0, maximum=8)
+        if self.tta_translate and not self.tta:
+            raise ValueError(f"tta_translate={self.tta_translate} needs tta=True (the shifted views are averaged "
+                             "with the mirrored ones)")
+        boolean(self.bn_scale, "bn_scale")
+        boolean(self.bn_weight_decay, "bn_weight_decay")
+        if self.ema_momentum and self.patience:
+            raise ValueError(f"ema_momentum={self.ema_momentum} needs patience=0: early stopping restores the best "
+                             f"epoch's raw weights (patience={self.patience}) and would discard the average")
         non_negative_int(self.seed, "seed")
 
     def replace(self, **changes) -> "Recipe":
@@ -128,7 +161,7 @@ ABLATIONS: dict[str, object] = {
     "whitening": lambda r: {"whiten_patch": 0},  # a trainable 3x3 stem convolution instead
     "residual blocks": lambda r: {"residual": (False,) * len(r.widths)},
     "label smoothing": lambda r: {"label_smoothing": 0.0},
-    "test-time augmentation": lambda r: {"tta": False},
+    "test-time augmentation": lambda r: {"tta": False, "tta_translate": 0},
     "warm-up": lambda r: {"warmup_epochs": 0.0},
     "weight decay": lambda r: {"weight_decay": 0.0},
     "bfloat16": lambda r: {"precision": "float32"},

@@ -18,7 +18,8 @@ import_tensorflow()  # before Keras: hides TensorFlow's C++ start-up banner
 import keras  # noqa: E402
 from keras import layers  # noqa: E402
 
-__all__ = ["patch_whitening_kernel", "resnet9_block", "build_model"]
+__all__ = ["patch_whitening_kernel", "ScaledShift", "batch_norm", "resnet9_block", "build_model",
+           "partial_identity"]
 
 
 def patch_whitening_kernel(x, mean, std, patch: int = 2, *, eps: float = 5e-4, max_images: int = 5000,
@@ -67,21 +68,62 @@ def _conv(filters: int, name: str, kernel_size: int = 3, dtype=None):
                          name=name, dtype=dtype)
 
 
-def resnet9_block(x, filters: int, *, name: str = "res", bn_momentum: float = 0.9, dtype=None):
+@keras.saving.register_keras_serializable(package="cnnkit")
+class ScaledShift(layers.Layer):
+    """``y = x + c * b`` per channel: a trainable shift b (C,), starting at 0, stored divided by ``c``.
+
+    Gradient descent on b moves the shift ``c * b`` c^2 times as fast as it would move a
+    shift stored as it is (the gradient is c times larger, and so is the effect of a
+    step on b): a per-layer learning rate for SGD without a second optimiser. Shapes:
+    x (..., C) -> y (..., C).
+    """
+
+    def __init__(self, multiplier: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.multiplier = float(multiplier)
+
+    def build(self, input_shape):
+        self.shift = self.add_weight(shape=(input_shape[-1],), initializer="zeros", name="shift")
+
+    def call(self, x):
+        return x + keras.ops.cast(self.multiplier * self.shift, x.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "multiplier": self.multiplier}
+
+
+def batch_norm(x, name: str, *, momentum: float = 0.9, scale: bool = True, shift_multiplier: float = 1.0,
+               dtype=None):
+    """Batch normalisation of x (B, H, W, C); ``scale=False`` keeps gamma at 1.
+
+    With ``shift_multiplier`` c != 1 the shift beta is a :class:`ScaledShift` after a
+    batch norm without one, so SGD moves it at c^2 times the learning rate.
+    """
+    center = shift_multiplier == 1.0
+    x = layers.BatchNormalization(momentum=momentum, scale=scale, center=center, name=name, dtype=dtype)(x)
+    if not center:
+        x = ScaledShift(shift_multiplier, name=f"{name}_shift", dtype=dtype)(x)
+    return x
+
+
+def resnet9_block(x, filters: int, *, name: str = "res", bn_momentum: float = 0.9, dtype=None, norm=None):
     """``out = x + F(x)`` with ``F = ReLU(BN(Conv3x3(ReLU(BN(Conv3x3(x))))))`` (Page's ResNet-9 block).
 
     Shapes: x (B, H, W, filters) -> out (B, H, W, filters); both convolutions keep the
     size ("same" padding) and have no bias (batch norm's beta replaces it). With zero
     kernels F(x) = 0 and the block is the identity: the skip connection lets a deep
-    network start as a shallow one. ``dtype``: the layers' Keras dtype policy (None: the global one).
+    network start as a shallow one. ``dtype``: the layers' Keras dtype policy (None: the
+    global one). ``norm(tensor, name)``: the normalisation (default :func:`batch_norm`
+    with ``bn_momentum``).
     """
     if x.shape[-1] != filters:
         raise ValueError(f"a residual block needs as many input channels as filters to add them: "
                          f"input has {x.shape[-1]}, filters={filters}")
+    norm = norm or (lambda t, n: batch_norm(t, n, momentum=bn_momentum, dtype=dtype))
     y = x
     for i in (1, 2):
         y = _conv(filters, f"{name}_conv{i}", dtype=dtype)(y)
-        y = layers.BatchNormalization(momentum=bn_momentum, name=f"{name}_bn{i}", dtype=dtype)(y)
+        y = norm(y, f"{name}_bn{i}")
         y = layers.ReLU(name=f"{name}_relu{i}", dtype=dtype)(y)
     return layers.Add(name=f"{name}_add", dtype=dtype)([x, y])
 
@@ -91,10 +133,15 @@ def build_model(recipe="quick", *, whitening_kernel=None, input_shape=(32, 32, 3
     """The recipe's network; input (B, H, W, C) standardised images, output (B, num_classes) logits.
 
     Layout: [whitening Conv(patch x patch, frozen) -> ReLU] or [Conv3x3 -> BN -> ReLU];
-    per stage i: Conv3x3(widths[i]) -> MaxPool2 -> BN -> ReLU [-> residual block];
+    per stage i: Conv3x3(widths[i]) -> MaxPool2 -> BN -> ReLU [-> Conv3x3 -> BN -> ReLU when
+    ``convs_per_stage`` is 2, airbench's block] [-> residual block];
     then global max pooling -> [Dropout] -> Dense(num_classes, no bias) -> x logit_scale.
     ``whitening_kernel`` comes from :func:`patch_whitening_kernel` on the training split;
     without it the frozen layer keeps a random He initialisation (for shape checks only).
+    ``bn_shift_lr`` r != 1 gives batch norm's shifts r times the learning rate
+    (:class:`ScaledShift` with c = sqrt(r) under SGD, c = r under AdamW, whose steps do
+    not grow with the gradient). With ``identity_init`` every trainable 3x3 convolution starts from
+    :func:`partial_identity` of its He-normal kernel.
 
     ``precision``: ``"auto"``, ``"float32"`` or ``"bfloat16"`` (default: the recipe's), resolved
     by :func:`cnnkit.devices.resolve_precision`. With bfloat16 every layer between the
@@ -107,6 +154,12 @@ def build_model(recipe="quick", *, whitening_kernel=None, input_shape=(32, 32, 3
 
     recipe = get_recipe(recipe)
     body = keras_policy(resolve_precision(recipe.precision if precision is None else precision))
+    multiplier = recipe.bn_shift_lr ** 0.5 if recipe.optimizer == "nesterov" else recipe.bn_shift_lr
+
+    def norm(t, name):
+        return batch_norm(t, name, momentum=recipe.bn_momentum, scale=recipe.bn_scale, shift_multiplier=multiplier,
+                          dtype=body)
+
     keras.utils.set_random_seed(seed)
     inputs = keras.Input(shape=tuple(input_shape), name="image", dtype="float32")
     if recipe.whiten_patch:
@@ -123,18 +176,44 @@ def build_model(recipe="quick", *, whitening_kernel=None, input_shape=(32, 32, 3
         x = layers.ReLU(name="whiten_relu", dtype=body)(x)
     else:
         x = _conv(recipe.stem_width, "stem_conv", dtype=body)(inputs)
-        x = layers.BatchNormalization(momentum=recipe.bn_momentum, name="stem_bn", dtype=body)(x)
+        x = norm(x, "stem_bn")
         x = layers.ReLU(name="stem_relu", dtype=body)(x)
     for i, (width, res) in enumerate(zip(recipe.widths, recipe.residual), start=1):
         x = _conv(width, f"stage{i}_conv", dtype=body)(x)
         x = layers.MaxPooling2D(2, name=f"stage{i}_pool", dtype=body)(x)
-        x = layers.BatchNormalization(momentum=recipe.bn_momentum, name=f"stage{i}_bn", dtype=body)(x)
+        x = norm(x, f"stage{i}_bn")
         x = layers.ReLU(name=f"stage{i}_relu", dtype=body)(x)
+        if recipe.convs_per_stage == 2:
+            x = _conv(width, f"stage{i}_conv2", dtype=body)(x)
+            x = norm(x, f"stage{i}_bn2")
+            x = layers.ReLU(name=f"stage{i}_relu2", dtype=body)(x)
         if res:
-            x = resnet9_block(x, width, name=f"stage{i}_res", bn_momentum=recipe.bn_momentum, dtype=body)
+            x = resnet9_block(x, width, name=f"stage{i}_res", dtype=body, norm=norm)
     x = layers.GlobalMaxPooling2D(name="global_max", dtype=body)(x)
     if recipe.dropout:
         x = layers.Dropout(recipe.dropout, seed=seed, name="dropout", dtype=body)(x)
     x = layers.Dense(num_classes, use_bias=False, name="classifier", dtype="float32")(x)
     outputs = layers.Rescaling(recipe.logit_scale, name="logits", dtype="float32")(x)
-    return keras.Model(inputs, outputs, name=f"cnnkit_{recipe.name}")
+    model = keras.Model(inputs, outputs, name=f"cnnkit_{recipe.name}")
+    if recipe.identity_init:
+        for layer in model.layers:
+            if isinstance(layer, layers.Conv2D) and layer.trainable and layer.kernel.shape[0] == 3:
+                layer.kernel.assign(partial_identity(np.asarray(layer.kernel)))
+    return model
+
+
+def partial_identity(kernel) -> np.ndarray:
+    """A (k, k, C_in, C_out) kernel whose first ``min(C_in, C_out)`` filters pass their channel through.
+
+    Filter j < min(C_in, C_out) becomes the identity on channel j: 1 at the centre tap
+    ``[k//2, k//2, j, j]``, 0 elsewhere; the other filters keep their values. A
+    convolution so initialised starts by copying part of its input forward, which
+    helps a stack of plain convolutions train from the first steps (airbench).
+    """
+    kernel = np.array(kernel, dtype=np.float32)
+    if kernel.ndim != 4 or kernel.shape[0] != kernel.shape[1] or kernel.shape[0] % 2 == 0:
+        raise ValueError(f"kernel must have shape (k, k, C_in, C_out) with an odd k, got {kernel.shape}")
+    k, c = kernel.shape[0], min(kernel.shape[2:])
+    kernel[:, :, :, :c] = 0.0
+    kernel[k // 2, k // 2, np.arange(c), np.arange(c)] = 1.0
+    return kernel

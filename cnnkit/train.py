@@ -294,7 +294,7 @@ def _train_into(args, out: Path, staging: Path) -> dict:
     load_after = os.getloadavg()
     if not (staging / "model.keras").exists():  # no epoch improved on the first: keep the final weights
         result.model.save(staging / "model.keras")
-    evaluation = evaluate(result.model, data, tta=recipe.tta)
+    evaluation = evaluate(result.model, data, tta=recipe.tta, tta_translate=recipe.tta_translate)
     metrics = {
         "test_accuracy": evaluation.accuracy_tta if recipe.tta else evaluation.accuracy,
         "test_accuracy_plain": evaluation.accuracy,

@@ -43,7 +43,7 @@ from cnnkit.env import import_tensorflow
 from cnnkit.experiments import compile_for_training, fit
 from cnnkit.pipeline import batches, random_flip, random_translate
 from cnnkit.recipes import RECIPES, Recipe, get_recipe
-from cnnkit.resnet9 import build_model, patch_whitening_kernel, resnet9_block
+from cnnkit.resnet9 import ScaledShift, build_model, partial_identity, patch_whitening_kernel, resnet9_block
 from cnnkit.schedules import WarmupDecay, recipe_schedule
 from cnnkit.training_data import (
     PreparedData, _check_images, _check_labels, _check_statistics, channel_statistics, prepare_data,
@@ -55,7 +55,7 @@ import keras  # noqa: E402
 __all__ = [
     "Recipe", "RECIPES", "get_recipe", "PreparedData", "prepare_data", "channel_statistics",
     "random_flip", "random_translate", "make_pipeline", "patch_whitening_kernel",
-    "resnet9_block", "build_model", "WarmupDecay", "make_optimizer", "compile_model",
+    "resnet9_block", "build_model", "partial_identity", "WarmupDecay", "make_optimizer", "compile_model",
     "fit_recipe", "FitResult", "predict_proba", "per_class_accuracy", "confusion_counts",
     "most_confident_mistakes", "evaluate", "Evaluation", "load_model", "recipe_schedule",
 ]
@@ -110,10 +110,11 @@ def make_optimizer(recipe, steps_per_epoch: int, epochs: int | None = None, repl
     """
     recipe = get_recipe(recipe)
     schedule = recipe_schedule(recipe, steps_per_epoch, epochs, replicas)
+    ema = {"use_ema": recipe.ema_momentum > 0, "ema_momentum": recipe.ema_momentum or 0.99}
     if recipe.optimizer == "nesterov":
         return keras.optimizers.SGD(schedule, momentum=recipe.momentum, nesterov=True,
-                                    weight_decay=recipe.weight_decay or None)
-    return keras.optimizers.AdamW(schedule, weight_decay=recipe.weight_decay)
+                                    weight_decay=recipe.weight_decay or None, **ema)
+    return keras.optimizers.AdamW(schedule, weight_decay=recipe.weight_decay, **ema)
 
 
 def compile_model(model, recipe, steps_per_epoch: int, epochs: int | None = None, replicas: int = 1):
@@ -124,9 +125,14 @@ def compile_model(model, recipe, steps_per_epoch: int, epochs: int | None = None
     ``strategy.scope()`` (as :func:`fit_recipe` does) with the strategy's ``replicas``.
     """
     recipe = get_recipe(recipe)
+    optimizer = make_optimizer(recipe, steps_per_epoch, epochs, replicas)
+    if not recipe.bn_weight_decay:
+        optimizer.exclude_from_weight_decay(var_list=[
+            v for layer in model.layers if isinstance(layer, (keras.layers.BatchNormalization, ScaledShift))
+            for v in layer.trainable_weights])
     compile_for_training(
         model,
-        optimizer=make_optimizer(recipe, steps_per_epoch, epochs, replicas),
+        optimizer=optimizer,
         loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=recipe.label_smoothing),
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
         jit_compile=False,  # XLA made these models 2-4x slower on CPU (measured)
@@ -161,9 +167,12 @@ def fit_recipe(recipe, data: PreparedData, *, epochs: int | None = None, callbac
 
     The timed part covers everything that depends on the training data: the whitening
     kernel, building and compiling the model, and ``model.fit``. ``epochs`` overrides the
-    recipe's epoch count (the schedule is stretched to it). Early stopping watches the
-    validation accuracy with the recipe's patience; when ``checkpoint_path`` is given, the
-    best model is also saved there as ``.keras`` each time the validation accuracy improves.
+    recipe's epoch count (the schedule is stretched to it). With a ``patience`` > 0, early
+    stopping watches the validation accuracy and the best epoch's weights come back; when
+    ``checkpoint_path`` is given, the best model is also saved there as ``.keras`` each time
+    the validation accuracy improves. With ``patience=0`` every epoch of the schedule runs,
+    the last weights (or, with ``ema_momentum``, their moving average) come back, and the
+    checkpoint is written after every epoch.
 
     Devices: the model is built and trained under ``strategy`` (default
     :func:`cnnkit.devices.make_strategy`: one device, all GPUs mirrored, or several
@@ -202,12 +211,13 @@ def fit_recipe(recipe, data: PreparedData, *, epochs: int | None = None, callbac
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
         train, val = train.with_options(options), val.with_options(options)
-    stopper = keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=recipe.patience,
-                                            restore_best_weights=True)
-    extra = [stopper]
+    extra = []
+    if recipe.patience:
+        extra.append(keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=recipe.patience,
+                                                   restore_best_weights=True))
     if checkpoint_path is not None:
         extra.append(keras.callbacks.ModelCheckpoint(os.fspath(checkpoint_path), monitor="val_accuracy",
-                                                     mode="max", save_best_only=True))
+                                                     mode="max", save_best_only=bool(recipe.patience)))
     history = fit(model, train, val, epochs=epochs, steps_per_epoch=steps, verbose=verbose,
                   callbacks=[*extra, *callbacks])
     for key in ("seconds", "cpu_seconds", "learning_rate"):  # timed from the start above; the schedule below
@@ -215,7 +225,7 @@ def fit_recipe(recipe, data: PreparedData, *, epochs: int | None = None, callbac
     schedule = recipe_schedule(recipe, steps, epochs, replicas)
     history["lr"] = [float(schedule.values([e * steps])[0]) for e in range(len(history["loss"]))]
     val_acc = history.get("val_accuracy", [0.0])
-    best_epoch = int(np.argmax(val_acc)) + 1
+    best_epoch = int(np.argmax(val_acc)) + 1 if recipe.patience else len(history["loss"])  # the weights returned
     return FitResult(model, history, best_epoch, time.perf_counter() - start, time.process_time() - cpu_start,
                      len(history["loss"]), steps, schedule, precision=precision, replicas=replicas,
                      strategy=strategy_name(strategy), global_batch=batch)
@@ -229,28 +239,51 @@ def load_model(path):
     return keras.saving.load_model(os.fspath(path))
 
 
-def _probabilities(model, x, mean, std, batch_size: int):
-    """(plain, mirrored) class probabilities, each (N, K), computed batch by batch."""
+def _probabilities(model, x, mean, std, batch_size: int, translate: int = 0):
+    """(plain, augmented) class probabilities, each (N, K), computed batch by batch.
+
+    augmented = ``(p(z) + p(flip z)) / 2`` and, with ``translate`` t > 0, averaged half and
+    half with the mean over the four views ``shift(z)``, ``flip(shift(z))`` for the shifts
+    by t pixels up-left and down-right (the border reflected into the gap).
+    """
     x = _check_images(x)
     batch_size = positive_int(batch_size, "batch_size")
     mean, std = _check_statistics(mean, std, x.shape[-1])
-    plain, mirrored = [], []
+    translate = integer(translate, "translate (pixels)", minimum=0, maximum=min(x.shape[1:3]) - 1)
+    h, w = x.shape[1:3]
+
+    def pair(z):  # mean probability of a view and its mirror image
+        return 0.5 * (tf.nn.softmax(model(z, training=False), axis=-1).numpy()
+                      + tf.nn.softmax(model(z[:, :, ::-1], training=False), axis=-1).numpy())
+
+    plain, augmented = [], []
     for start in range(0, x.shape[0], batch_size):
         z = (x[start:start + batch_size].astype(np.float32) - mean) / std
-        plain.append(tf.nn.softmax(model(z, training=False), axis=-1).numpy())
-        mirrored.append(tf.nn.softmax(model(z[:, :, ::-1], training=False), axis=-1).numpy())
-    return np.concatenate(plain).astype(np.float64), np.concatenate(mirrored).astype(np.float64)
+        p = tf.nn.softmax(model(z, training=False), axis=-1).numpy()
+        both = 0.5 * (p + tf.nn.softmax(model(z[:, :, ::-1], training=False), axis=-1).numpy())
+        if translate:
+            t = translate
+            padded = np.pad(z, ((0, 0), (t, t), (t, t), (0, 0)), mode="reflect")
+            shifted = 0.5 * (pair(padded[:, :h, :w]) + pair(padded[:, 2 * t:2 * t + h, 2 * t:2 * t + w]))
+            both = 0.5 * (both + shifted)
+        plain.append(p)
+        augmented.append(both)
+    return np.concatenate(plain).astype(np.float64), np.concatenate(augmented).astype(np.float64)
 
 
-def predict_proba(model, x, mean, std, *, tta: bool = False, batch_size: int = 250) -> np.ndarray:
+def predict_proba(model, x, mean, std, *, tta: bool = False, tta_translate: int = 0,
+                  batch_size: int = 250) -> np.ndarray:
     """Class probabilities (N, K) of uint8 images x (N, H, W, C): ``softmax(model(z))``, ``z = (x - mean)/std``.
 
-    With ``tta`` (flip test-time augmentation) the probabilities of each image and of
-    its left-right mirror image are averaged: ``(p(z) + p(flip(z))) / 2``.
+    With ``tta`` (test-time augmentation) the probabilities of each image and of its
+    left-right mirror image are averaged: ``(p(z) + p(flip(z))) / 2``; with ``tta_translate``
+    t > 0 as well, that average counts half and the four views shifted by t pixels
+    (up-left and down-right, each also mirrored) the other half.
     """
     if boolean(tta, "tta"):
-        plain, mirrored = _probabilities(model, x, mean, std, batch_size)
-        return 0.5 * (plain + mirrored)
+        return _probabilities(model, x, mean, std, batch_size, tta_translate)[1]
+    if tta_translate:
+        raise ValueError(f"tta_translate={tta_translate!r} needs tta=True")
     x = _check_images(x)
     batch_size = positive_int(batch_size, "batch_size")
     mean, std = _check_statistics(mean, std, x.shape[-1])
@@ -308,11 +341,10 @@ class Evaluation:
     predictions: np.ndarray
 
 
-def evaluate(model, data: PreparedData, *, tta: bool = True) -> Evaluation:
-    """Evaluate on the test split; the reported probabilities are the TTA ones when ``tta``."""
+def evaluate(model, data: PreparedData, *, tta: bool = True, tta_translate: int = 0) -> Evaluation:
+    """Evaluate on the test split; the reported probabilities are the TTA ones when ``tta`` (see :func:`predict_proba`)."""
     if tta:
-        plain, mirrored = _probabilities(model, data.x_test, data.mean, data.std, 250)
-        probs = 0.5 * (plain + mirrored)
+        plain, probs = _probabilities(model, data.x_test, data.mean, data.std, 250, tta_translate)
     else:
         plain = probs = predict_proba(model, data.x_test, data.mean, data.std)
     acc = float(np.mean(plain.argmax(1) == data.y_test))

@@ -61,6 +61,10 @@ def test_recipes_are_frozen_complete_and_json_ready():
     ({"val_fraction": 0.0}, "val_fraction"), ({"learning_rate": float("nan")}, "learning_rate"),
     ({"weight_decay": float("inf")}, "weight_decay"), ({"translate": True}, "translate"),
     ({"flip": "yes"}, "flip"), ({"seed": -1}, "seed"), ({"logit_scale": 0}, "logit_scale"),
+    ({"tta": False, "tta_translate": 1}, "tta_translate=1 needs tta=True"), ({"tta_translate": 9}, "tta_translate"),
+    ({"ema_momentum": 1.0, "patience": 0}, "ema_momentum"), ({"ema_momentum": 0.9}, "needs patience=0"),
+    ({"bn_scale": 1}, "bn_scale must be True or False"), ({"patience": -1}, "patience"),
+    ({"bn_weight_decay": None}, "bn_weight_decay"),
 ])
 def test_recipe_rejects_bad_values_naming_them(change, message):
     with pytest.raises((ValueError, TypeError), match=message):
@@ -238,6 +242,101 @@ def test_models_build_with_logits_for_each_class_and_a_frozen_whitening_layer(tf
         assert any(layer.name.endswith("_add") for layer in model.layers)
 
 
+def test_batch_norm_options_freeze_the_scale_and_spare_it_from_weight_decay(tf):
+    import keras
+
+    recipe = T.RECIPES["quick"].replace(widths=(8, 16), residual=(False, True), bn_scale=False,
+                                        bn_weight_decay=False, weight_decay=0.01)
+    model = T.build_model(recipe, num_classes=10)
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) == 4 and all(layer.gamma is None for layer in norms)
+    assert [v.name for v in norms[0].trainable_weights] == ["beta"]
+    T.compile_model(model, recipe, steps_per_epoch=10)
+    decayed = {v.path: model.optimizer._use_weight_decay(v) for v in model.trainable_weights}
+    assert decayed and all(decayed[p] == ("_bn" not in p) for p in decayed), decayed
+    default = T.build_model(recipe.replace(bn_scale=True, bn_weight_decay=True), num_classes=10)
+    T.compile_model(default, recipe.replace(bn_weight_decay=True), steps_per_epoch=10)
+    assert all(default.optimizer._use_weight_decay(v) for v in default.trainable_weights)
+    assert all(layer.gamma is not None for layer in default.layers
+               if isinstance(layer, keras.layers.BatchNormalization))
+
+
+def test_scaled_shift_moves_at_the_square_of_its_multiplier_under_sgd(tf, tmp_path):
+    import keras
+
+    from cnnkit.resnet9 import ScaledShift
+
+    x = np.random.default_rng(0).normal(size=(6, 3)).astype(np.float32)
+    target = np.random.default_rng(1).normal(size=(6, 3)).astype(np.float32)
+    moved = {}
+    for c in (1.0, 8.0):
+        inputs = keras.Input((3,))
+        model = keras.Model(inputs, ScaledShift(c, name="shift")(inputs))
+        model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+        model.train_on_batch(x, target)
+        moved[c] = c * model.get_layer("shift").shift.numpy()  # the shift the layer adds
+    np.testing.assert_allclose(moved[8.0], 64 * moved[1.0], rtol=1e-5)
+    np.testing.assert_allclose(moved[1.0], 0.01 * 2 * (target - x).mean(axis=0) / 3, rtol=1e-5)  # SGD on mse
+    model.save(tmp_path / "m.keras")
+    again = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(again(x), model(x), rtol=1e-6)
+    assert again.get_layer("shift").multiplier == 8.0
+    recipe = T.RECIPES["quick"].replace(widths=(8,), residual=(True,), bn_shift_lr=64.0, bn_weight_decay=False)
+    built = T.build_model(recipe, num_classes=10)
+    shifts = [layer for layer in built.layers if isinstance(layer, ScaledShift)]
+    assert len(shifts) == 3 and all(layer.multiplier == 8.0 for layer in shifts)
+    assert all(layer.beta is None for layer in built.layers if isinstance(layer, keras.layers.BatchNormalization))
+    T.compile_model(built, recipe, steps_per_epoch=10)
+    assert not any(built.optimizer._use_weight_decay(layer.shift) for layer in shifts)
+    adamw = T.build_model(recipe.replace(optimizer="adamw"), num_classes=10)
+    assert {layer.multiplier for layer in adamw.layers if isinstance(layer, ScaledShift)} == {64.0}
+
+
+def test_two_convolutions_per_stage_and_identity_initialisation(tf):
+    import keras
+
+    recipe = T.RECIPES["quick"].replace(widths=(8, 16), residual=(False, False), convs_per_stage=2,
+                                        identity_init=True)
+    model = T.build_model(recipe, num_classes=10)
+    convs = [layer.name for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert convs == ["whiten", "stage1_conv", "stage1_conv2", "stage2_conv", "stage2_conv2"]
+    conv2 = model.get_layer("stage2_conv2").kernel.numpy()  # (3, 3, 16, 16): every filter an identity
+    np.testing.assert_array_equal(conv2, T.partial_identity(np.zeros((3, 3, 16, 16))))
+    x = np.random.default_rng(0).normal(size=(1, 5, 5, 16)).astype(np.float32)
+    np.testing.assert_allclose(keras.ops.conv(x, conv2, padding="same").numpy(), x, atol=1e-6)
+    widening = model.get_layer("stage2_conv").kernel.numpy()  # (3, 3, 8, 16): 8 identities, 8 random filters
+    np.testing.assert_array_equal(widening[1, 1, :, :8], np.eye(8))
+    assert np.count_nonzero(widening[:, :, :, :8]) == 8 and np.all(widening[:, :, :, 8:] != 0)
+    plain = T.build_model(recipe.replace(identity_init=False), num_classes=10)
+    assert not np.array_equal(plain.get_layer("stage1_conv2").kernel.numpy()[1, 1], np.eye(8))
+    with pytest.raises(ValueError, match=r"odd k, got \(2, 2, 3, 3\)"):
+        T.partial_identity(np.zeros((2, 2, 3, 3)))
+    with pytest.raises(ValueError, match="convs_per_stage must be 1 or 2, got 3"):
+        recipe.replace(convs_per_stage=3)
+
+
+def test_weight_average_replaces_the_trained_weights_at_the_end(tf):
+    import keras
+
+    from cnnkit.data import load_dataset
+
+    data = T.prepare_data(load_dataset("offline"), val_fraction=0.5, train_size=40, test_size=20)
+    recipe = T.RECIPES["quick"].replace(widths=(4,), residual=(False,), batch_size=10, epochs=2, ema_momentum=0.5,
+                                        patience=0)
+    seen = {}
+
+    class Last(keras.callbacks.Callback):  # the raw weights after the last step, before fit ends
+        def on_epoch_end(self, epoch, logs=None):
+            seen["raw"] = [np.array(v) for v in self.model.trainable_weights]
+            seen["average"] = [np.array(v) for v in self.model.optimizer._model_variables_moving_average]
+
+    result = T.fit_recipe(recipe, data, callbacks=[Last()])
+    final = [np.array(v) for v in result.model.trainable_weights]
+    for got, average, raw in zip(final, seen["average"], seen["raw"]):
+        np.testing.assert_array_equal(got, average)
+    assert any(not np.array_equal(a, r) for a, r in zip(seen["average"], seen["raw"]))
+
+
 # --------------------------------------------------------------------------- schedule, optimiser, saving
 
 
@@ -392,6 +491,29 @@ def test_predict_proba_tta_averages_the_mirror_image(tf):
     np.testing.assert_allclose(T.predict_proba(model, x, [100.0], [50.0]), soft(z), rtol=1e-5)
     np.testing.assert_allclose(T.predict_proba(model, x, [100.0], [50.0], tta=True, batch_size=2),
                                0.5 * (soft(z) + soft(z[:, :, ::-1])), rtol=1e-5)
+
+
+def test_translation_tta_averages_shifted_and_mirrored_views_half_and_half(tf):
+    import keras
+
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((5, 5, 1))
+    model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(inputs)))  # not shift-invariant
+    x = _images(7, 5, 5, 1, seed=2)
+    z = (x.astype(np.float32) - 100.0) / 50.0
+    soft = lambda t: np.asarray(tf.nn.softmax(model(t)), np.float64)  # noqa: E731
+    pair = lambda t: 0.5 * (soft(t) + soft(t[:, :, ::-1]))  # noqa: E731
+    padded = np.pad(z, ((0, 0), (2, 2), (2, 2), (0, 0)), mode="reflect")
+    up_left, down_right = padded[:, :5, :5], padded[:, 4:9, 4:9]
+    assert np.array_equal(up_left[:, 2:, 2:], z[:, :3, :3]) and np.array_equal(down_right[:, :3, :3], z[:, 2:, 2:])
+    expected = 0.5 * pair(z) + 0.25 * (pair(up_left) + pair(down_right))
+    got = T.predict_proba(model, x, [100.0], [50.0], tta=True, tta_translate=2, batch_size=3)
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    assert not np.allclose(got, pair(z), rtol=1e-3)
+    with pytest.raises(ValueError, match="tta_translate=1 needs tta=True"):
+        T.predict_proba(model, x, [100.0], [50.0], tta_translate=1)
+    with pytest.raises(ValueError, match=r"translate \(pixels\) must be an integer in \[0, 4\], got 5"):
+        T.predict_proba(model, x, [100.0], [50.0], tta=True, tta_translate=5)
 
 
 def test_evaluate_reports_plain_and_flip_tta_accuracy_separately(tf):

@@ -6,6 +6,8 @@ same experiment for several model builders so that curves can be put side by
 side (``cnnkit.plotting.training_curves``); ``compare_seeds`` repeats it for
 several seeds and ``spread`` summarises the runs (mean and range), so that a
 claim rests on more than one draw of the initial weights and batch order.
+``scale_initial_weights`` multiplies a fresh model's kernels by one factor, for
+experiments on the scale of the initialisation.
 ``time_train_step`` measures how long one training step takes per example for
 several batch sizes (:class:`StepTimes`).
 """
@@ -35,12 +37,17 @@ from keras import layers  # noqa: E402
 
 
 def small_cnn(input_shape=(32, 32, 3), classes: int = 10, *, widths=(32, 64, 128),
-              batch_norm: bool = False, dropout: float = 0.0, seed: int = 0, name: str = "small_cnn"):
+              batch_norm: bool = False, dropout: float = 0.0, seed: int = 0, name: str = "small_cnn",
+              kernel_initializer="glorot_uniform", bn_momentum: float = 0.99):
     """A VGG-style CNN: per width, Conv3x3 -> [BN] -> ReLU -> MaxPool2x2 -> [Dropout]; then GAP -> Dense.
 
     Shapes: input ``input_shape`` (H, W, C); output (classes,) softmax
     probabilities. With ``batch_norm`` the convolutions have no bias (BN's beta
     replaces it). ``dropout`` is the rate after each block and before the head.
+    ``kernel_initializer`` (a Keras initializer or its name, e.g. ``"he_normal"``)
+    draws the kernels of every convolution and of the dense head. ``bn_momentum``
+    is the batch-norm layers' momentum for their moving statistics (Keras' default
+    0.99 averages over about the last 100 steps; 0.9 over about 10, for short runs).
     """
     if len(tuple(widths)) == 0:
         raise ValueError("widths must name at least one block, got an empty sequence")
@@ -48,20 +55,51 @@ def small_cnn(input_shape=(32, 32, 3), classes: int = 10, *, widths=(32, 64, 128
     classes = positive_int(classes, "classes")
     batch_norm = boolean(batch_norm, "batch_norm")
     dropout = probability(dropout, "dropout")
+    bn_momentum = probability(bn_momentum, "bn_momentum")
     keras.utils.set_random_seed(non_negative_int(seed, "seed"))
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = inputs
     for i, width in enumerate(widths, start=1):
-        x = layers.Conv2D(width, 3, padding="same", use_bias=not batch_norm, name=f"conv{i}")(x)
+        x = layers.Conv2D(width, 3, padding="same", use_bias=not batch_norm,
+                          kernel_initializer=kernel_initializer, name=f"conv{i}")(x)
         if batch_norm:
-            x = layers.BatchNormalization(name=f"bn{i}")(x)
+            x = layers.BatchNormalization(momentum=bn_momentum, name=f"bn{i}")(x)
         x = layers.ReLU(name=f"relu{i}")(x)
         x = layers.MaxPooling2D(2, name=f"pool{i}")(x)
         if dropout:
             x = layers.Dropout(dropout, name=f"drop{i}")(x)
     x = layers.GlobalAveragePooling2D(name="gap")(x)
-    outputs = layers.Dense(classes, activation="softmax", name="classifier")(x)
+    outputs = layers.Dense(classes, activation="softmax", kernel_initializer=kernel_initializer, name="classifier")(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+def scale_initial_weights(model, factor: float):
+    """Multiply the kernel of every convolution and dense layer of ``model`` by ``factor``, in place; return ``model``.
+
+    Biases, batch-norm parameters and everything else stay as they are. For a
+    convolution followed by batch norm the factor cancels in training mode:
+    BN(a * W x) = BN(W x) for a > 0, since the batch mean and the standard
+    deviation both scale by a (exactly so up to the epsilon added to the
+    variance). Without batch norm, a factor a on each of L stacked ReLU layers
+    scales the logits by about a^L.
+    """
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"model must be a Keras model, got {type(model).__name__}")
+    factor = real(factor, "factor", low=0.0, low_open=True)
+    scaled = [lyr for lyr in _all_layers(model) if isinstance(lyr, (layers.Conv2D, layers.Dense))]
+    if not scaled:
+        raise ValueError(f"model {getattr(model, 'name', model)!r} has no Conv2D or Dense layer whose kernel could be scaled")
+    for lyr in scaled:
+        lyr.kernel.assign(lyr.kernel * factor)
+    return model
+
+
+def _all_layers(model):
+    """The layers of ``model`` and of the models nested in it, depth first."""
+    for lyr in getattr(model, "layers", ()):
+        yield lyr
+        if isinstance(lyr, keras.Model):
+            yield from _all_layers(lyr)
 
 
 def _optimizer(optimizer, learning_rate):

@@ -102,17 +102,19 @@ def _epoch_axis(ax, ylabel: str) -> None:
     ax.xaxis.get_major_locator().set_params(integer=True)
 
 
-def _finish_panels(fig, axes, title: str | None, runs, styles=()):
+def _finish_panels(fig, axes, title: str | None, runs, styles=(), names=None):
     """Label the panels (a), (b), ... and put one legend below them, off the data.
 
     ``runs``: (label, colour) per run; ``styles``: (meaning, Line2D keyword arguments) for the
     kinds of curve every run draws, so that each run takes one legend entry however many
-    curves it has.
+    curves it has. ``names``: the panels' titles after their letters (default: their y labels).
     """
     from matplotlib.lines import Line2D
 
-    for letter, ax in zip("abcdefghijklmnopqrstuvwxyz", axes):
-        ax.set_title(f"({letter}) {ax.get_ylabel()}", loc="left", fontsize=10)
+    axes = list(axes)
+    names = [ax.get_ylabel() for ax in axes] if names is None else list(names)
+    for letter, ax, name in zip("abcdefghijklmnopqrstuvwxyz", axes, names):
+        ax.set_title(f"({letter}) {name}", loc="left", fontsize=10)
     handles = [Line2D([], [], color=color, lw=2, label=label) for label, color in runs]
     handles += [Line2D([], [], color="0.35", label=meaning, **style) for meaning, style in styles]
     columns = min(len(handles), 3)
@@ -149,6 +151,45 @@ def seed_curves(runs: dict, metrics=("loss", "val_accuracy"), title: str | None 
     runs_shown = [(label, colors[j % len(colors)]) for j, label in enumerate(runs)]
     styles = [("one seed", {"lw": 0.8, "alpha": 0.6}), ("mean over the seeds", {"lw": 2, "marker": "o", "ms": 3})]
     return _finish_panels(fig, axes.flat, title, runs_shown, styles)
+
+
+def seed_sweep(panels: dict, ylabel: str = "validation accuracy", title: str | None = None,
+               threshold: float | None = None):
+    """Results of seeded runs against a swept setting: one panel per sweep, log x-axis.
+
+    ``panels`` maps a panel's name (its x-axis label, e.g. "learning rate") to
+    ``{curve label: {x: [value of each seed's run]}}``. Every run is drawn as a
+    point (jittered a little sideways so that equal values stay visible), the mean
+    over the seeds as a line through the x values; a curve label keeps its colour
+    in every panel. ``threshold`` draws a dotted horizontal line at that value.
+    """
+    plt = _plt()
+    if not panels or not all(panels.values()):
+        raise ValueError("panels must map a panel name to a non-empty {curve label: {x: [values]}}")
+    labels = list(dict.fromkeys(label for curves in panels.values() for label in curves))
+    fig, axes, colors = _epoch_panels(plt, len(panels))
+    color_of = {label: colors[j % len(colors)] for j, label in enumerate(labels)}
+    for ax, (name, curves) in zip(axes.flat, panels.items()):
+        for j, (label, by_x) in enumerate(curves.items()):
+            xs = sorted(by_x)
+            if not xs or min(xs) <= 0 or any(len(by_x[x]) == 0 for x in xs):
+                raise ValueError(f"panels[{name!r}][{label!r}] needs positive x values, each with at least one "
+                                 f"run, got {by_x!r}")
+            shift = 1.06 ** (j - (len(curves) - 1) / 2)
+            for x in xs:
+                ax.plot([x * shift] * len(by_x[x]), by_x[x], "o", ms=4, alpha=0.5, color=color_of[label])
+            ax.plot(xs, [np.mean(by_x[x]) for x in xs], "-", lw=2, color=color_of[label])
+        if threshold is not None:
+            ax.axhline(threshold, color="0.35", ls=":", lw=1)
+        ax.set_xscale("log")
+        ax.set_xlabel(name)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    styles = [("one run (seed)", {"ls": "none", "marker": "o", "ms": 4, "alpha": 0.5}),
+              ("mean over the seeds", {"lw": 2})]
+    if threshold is not None:
+        styles.append((f"threshold {threshold:g}", {"ls": ":", "lw": 1}))
+    return _finish_panels(fig, axes.flat, title, list(color_of.items()), styles, names=list(panels))
 
 
 def training_curves(histories: dict, metrics=("loss", "accuracy"), title: str | None = None):

@@ -20,6 +20,8 @@ def test_small_cnn_layout():
     assert not model.get_layer("conv1").use_bias
     assert [layer.filters for layer in model.layers if isinstance(layer, keras.layers.Conv2D)] == [8, 8]
     assert [layer.rate for layer in model.layers if isinstance(layer, keras.layers.Dropout)] == [0.2, 0.2]
+    assert model.get_layer("bn1").momentum == 0.99  # Keras' default unless asked
+    assert experiments.small_cnn((16, 16, 3), 4, widths=(8,), batch_norm=True, bn_momentum=0.9).get_layer("bn1").momentum == 0.9
     plain = experiments.small_cnn((16, 16, 3), 4, widths=(8,))
     assert plain.get_layer("conv1").use_bias
     assert not any(isinstance(layer, (keras.layers.Dropout, keras.layers.BatchNormalization)) for layer in plain.layers)
@@ -62,6 +64,7 @@ def test_compare_trains_one_fresh_model_per_builder_with_overrides(toy):
     (lambda m, d: experiments.small_cnn(widths=(8, 0)), ValueError, r"widths\[1\] must be a positive integer"),
     (lambda m, d: experiments.small_cnn(widths=()), ValueError, "widths must name at least one block"),
     (lambda m, d: experiments.small_cnn(classes=0), ValueError, "classes must be a positive integer"),
+    (lambda m, d: experiments.small_cnn(bn_momentum=1.0), ValueError, r"bn_momentum must be a number in \[0, 1\)"),
 ])
 def test_bad_arguments_are_named(toy, call, error, message):
     model = experiments.small_cnn((16, 16, 3), 4, widths=(4,))
@@ -223,3 +226,64 @@ def test_time_train_step_refuses_images_of_another_shape(toy):
         experiments.time_train_step(experiments.small_cnn(widths=(8,)), x, y, (1,))
     with pytest.raises(ValueError, match="one positive time per batch size"):
         experiments.StepTimes.fitted([1, 2], [0.1])
+
+
+def test_small_cnn_draws_its_kernels_with_the_initializer_asked_for():
+    he = experiments.small_cnn(widths=(8, 16, 64), kernel_initializer="he_normal", seed=3)
+    default = experiments.small_cnn(widths=(8, 16, 64), seed=3)
+    kernel = he.get_layer("conv3").kernel.numpy()  # (3, 3, 16, 64): fan-in 3 * 3 * 16 = 144
+    assert kernel.std() == pytest.approx(np.sqrt(2 / 144), rel=0.05)
+    # Glorot's uniform draw has variance 2 / (fan_in + fan_out): a different spread
+    assert default.get_layer("conv3").kernel.numpy().std() == pytest.approx(np.sqrt(2 / (144 + 576)), rel=0.05)
+    assert he.get_layer("classifier").kernel.numpy().std() == pytest.approx(np.sqrt(2 / 64), rel=0.2)
+
+
+def _features(model, x):
+    """The global-average-pooled features of a small_cnn in training mode (batch statistics), shape (N, width)."""
+    return np.asarray(keras.Model(model.inputs[0], model.get_layer("gap").output)(x, training=True), np.float64)
+
+
+def test_scale_initial_weights_scales_every_kernel_and_nothing_else():
+    model = experiments.small_cnn((16, 16, 3), 4, widths=(4, 8), batch_norm=True, seed=1)
+    before = {w.path: w.numpy().copy() for w in model.weights}
+    assert experiments.scale_initial_weights(model, 10) is model
+    for w in model.weights:
+        expected = before[w.path] * (10 if w.path.endswith("kernel") else 1)
+        np.testing.assert_allclose(w.numpy(), expected, rtol=1e-6, err_msg=w.path)
+    assert sum(w.path.endswith("kernel") for w in model.weights) == 3  # two convolutions and the head
+
+
+@pytest.mark.parametrize("batch_norm", [True, False])
+def test_batch_norm_cancels_the_initial_scale_and_the_plain_network_multiplies_it(batch_norm):
+    """With BN after each convolution the features do not change; without, 3 layers of ReLU give factor^3."""
+    x = np.random.default_rng(2).normal(size=(32, 16, 16, 3)).astype(np.float32)
+    build = lambda: experiments.small_cnn((16, 16, 3), 4, widths=(4, 8, 8), batch_norm=batch_norm, seed=4)  # noqa: E731
+    reference = _features(build(), x)
+    for factor in (0.5, 10.0):
+        scaled = _features(experiments.scale_initial_weights(build(), factor), x)
+        expected = reference if batch_norm else reference * factor**3  # biases start at zero; ReLU is homogeneous
+        # BN adds epsilon = 0.001 to the variance, so its cancellation is exact only up to about 1e-3
+        np.testing.assert_allclose(scaled, expected, rtol=1e-2 if batch_norm else 1e-4,
+                                   atol=1e-6 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("model, factor, error, message", [
+    ("cnn", 0, ValueError, r"factor must be a number in \(0, inf\), got 0"),
+    ("cnn", -2.0, ValueError, r"factor must be a number in \(0, inf\), got -2.0"),
+    ("cnn", float("nan"), ValueError, "factor must be a number"),
+    ("cnn", "10", TypeError, "factor must be a number, got '10'"),
+    ("cnn", True, TypeError, "factor must be a number, got True"),
+    ("array", 2.0, TypeError, "model must be a Keras model, got ndarray"),
+    ("no kernels", 2.0, ValueError, "has no Conv2D or Dense layer"),
+])
+def test_scale_initial_weights_names_bad_arguments(model, factor, error, message):
+    models = {
+        "cnn": lambda: experiments.small_cnn((16, 16, 3), 4, widths=(4,)),
+        "array": lambda: np.ones((3, 3)),
+        "no kernels": lambda: keras.Sequential([keras.Input((4,)), keras.layers.ReLU()], name="relu_only"),
+    }
+    target = models[model]()
+    before = [w.numpy().copy() for w in getattr(target, "weights", [])]
+    with pytest.raises(error, match=message):
+        experiments.scale_initial_weights(target, factor)
+    assert all(np.array_equal(b, w.numpy()) for b, w in zip(before, getattr(target, "weights", [])))

@@ -72,3 +72,29 @@ def test_filter_tiles_draws_one_tile_per_filter():
     with pytest.raises(ValueError, match="1 or 3 input channels.*got 4"):
         plotting.filter_tiles(np.zeros((3, 3, 4, 2)))
     plt.close("all")
+
+
+def test_seed_sweep_draws_every_run_as_a_point_and_the_mean_as_a_line():
+    panels = {
+        "learning rate": {"plain": {0.01: [0.3, 0.4, 0.5], 1.0: [0.1, 0.1, 0.1]}, "BN": {0.01: [0.5], 1.0: [0.45]}},
+        "initial scale": {"plain": {0.1: [0.2, 0.2], 10.0: [0.1, 0.3]}},
+    }
+    fig = plotting.seed_sweep(panels, threshold=0.2)
+    lr_ax, scale_ax = fig.axes[:2]
+    assert lr_ax.get_xscale() == scale_ax.get_xscale() == "log"
+    assert lr_ax.get_title(loc="left") == "(a) learning rate" and scale_ax.get_title(loc="left") == "(b) initial scale"
+    points = [ln for ln in lr_ax.get_lines() if ln.get_marker() == "o" and ln.get_linestyle() == "None"]
+    assert sorted(float(v) for ln in points for v in ln.get_ydata()) == sorted([0.3, 0.4, 0.5, 0.1, 0.1, 0.1, 0.5, 0.45])
+    means = [ln for ln in lr_ax.get_lines() if ln.get_linestyle() == "-" and len(ln.get_xdata()) == 2]
+    assert [list(np.round(ln.get_ydata(), 6)) for ln in means] == [[0.4, 0.1], [0.5, 0.45]]
+    assert any(list(ln.get_ydata()) == [0.2, 0.2] and ln.get_linestyle() == ":" for ln in lr_ax.get_lines())
+    # one colour per curve label in every panel, and one legend outside the panels
+    assert means[0].get_color() == [ln for ln in scale_ax.get_lines() if ln.get_linestyle() == "-"][0].get_color()
+    assert len(fig.legends) == 1 and not lr_ax.get_legend()
+    with pytest.raises(ValueError, match="positive x values"):
+        plotting.seed_sweep({"rate": {"plain": {0.0: [0.1]}}})
+    with pytest.raises(ValueError, match="positive x values"):
+        plotting.seed_sweep({"rate": {"plain": {0.1: []}}})
+    with pytest.raises(ValueError, match="panels must map"):
+        plotting.seed_sweep({})
+    plt.close("all")

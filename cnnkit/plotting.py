@@ -169,6 +169,8 @@ def seed_sweep(panels: dict, ylabel: str = "validation accuracy", title: str | N
     labels = list(dict.fromkeys(label for curves in panels.values() for label in curves))
     fig, axes, colors = _epoch_panels(plt, len(panels))
     color_of = {label: colors[j % len(colors)] for j, label in enumerate(labels)}
+    from matplotlib.ticker import NullFormatter
+
     for ax, (name, curves) in zip(axes.flat, panels.items()):
         for j, (label, by_x) in enumerate(curves.items()):
             xs = sorted(by_x)
@@ -182,6 +184,9 @@ def seed_sweep(panels: dict, ylabel: str = "validation accuracy", title: str | N
         if threshold is not None:
             ax.axhline(threshold, color="0.35", ls=":", lw=1)
         ax.set_xscale("log")
+        swept = sorted({x for by_x in curves.values() for x in by_x})
+        ax.set_xticks(swept, [f"{x:g}" for x in swept])  # the swept values themselves, not powers of 10
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(name)
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)

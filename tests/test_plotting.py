@@ -82,6 +82,7 @@ def test_seed_sweep_draws_every_run_as_a_point_and_the_mean_as_a_line():
     fig = plotting.seed_sweep(panels, threshold=0.2)
     lr_ax, scale_ax = fig.axes[:2]
     assert lr_ax.get_xscale() == scale_ax.get_xscale() == "log"
+    assert [t.get_text() for t in scale_ax.get_xticklabels()] == ["0.1", "10"]  # the swept values label the axis
     assert lr_ax.get_title(loc="left") == "(a) learning rate" and scale_ax.get_title(loc="left") == "(b) initial scale"
     points = [ln for ln in lr_ax.get_lines() if ln.get_marker() == "o" and ln.get_linestyle() == "None"]
     assert sorted(float(v) for ln in points for v in ln.get_ydata()) == sorted([0.3, 0.4, 0.5, 0.1, 0.1, 0.1, 0.5, 0.45])

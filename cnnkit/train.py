@@ -298,7 +298,8 @@ def _train_into(args, out: Path, staging: Path) -> dict:
     metrics = {
         "test_accuracy": evaluation.accuracy_tta if recipe.tta else evaluation.accuracy,
         "test_accuracy_plain": evaluation.accuracy,
-        "test_accuracy_flip_tta": evaluation.accuracy_tta if recipe.tta else None,
+        "test_accuracy_tta": evaluation.accuracy_tta if recipe.tta else None,
+        "tta": {"mirror": recipe.tta, "shift_pixels": recipe.tta_translate},
         "train_seconds": round(result.seconds, 2),
         "train_cpu_seconds": round(result.cpu_seconds, 2),
         "epochs": result.epochs_run,

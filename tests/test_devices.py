@@ -280,6 +280,32 @@ def test_ablation_loop_writes_markdown_and_json(tmp_path):
     assert not list(tmp_path.glob(".*partial"))
 
 
+def test_recipe_variants_append_one_line_per_variant_and_refuse_bad_ones_first(tmp_path):
+    """benchmarks/recipe_variants.py on the offline data: each variant trained once, four accuracies each."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    out = tmp_path / "variants.jsonl"
+    base = [sys.executable, "benchmarks/recipe_variants.py", "--dataset", "offline", "--fast", "--out", str(out)]
+    first = '{"widths": [8, 16, 16], "epochs": 1, "warmup_epochs": 0.5}'
+    done = subprocess.run([*base, first, '{"widths": [8, 16, 16], "epochs": 2}'], capture_output=True, text=True,
+                          cwd=REPO, env=env, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [row["changes"] for row in rows] == [{"widths": [8, 16, 16], "epochs": 1, "warmup_epochs": 0.5},
+                                                {"widths": [8, 16, 16], "epochs": 2}]
+    assert [row["epochs_run"] for row in rows] == [1, 2]
+    for row in rows:
+        assert set(row["test_accuracy"]) == {"plain", "flip", "flip_shift1", "flip_shift2"}
+        assert all(0.0 <= v <= 1.0 for v in row["test_accuracy"].values()) and row["n_test"] == 500
+        assert row["train_seconds"] > 0 and row["fast"] is True and len(row["val_accuracy"]) == row["epochs_run"]
+    for bad, message in (('{"epochs": 0}', "epochs must be a positive integer"), ("[1]", "a JSON object"),
+                         ("{epochs: 2}", "a JSON object of recipe fields, got '{epochs: 2}'")):
+        refused = subprocess.run([*base, '{"epochs": 2}', bad], capture_output=True, text=True, cwd=REPO,
+                                 env=env, timeout=300)
+        assert refused.returncode == 2 and message in refused.stderr, refused.stderr[-2000:]
+    assert len(out.read_text().splitlines()) == 2  # nothing trained when a later variant is bad
+
+
 def test_ablation_table_formats_the_rows():
     from cnnkit.ablation import markdown
 

@@ -271,7 +271,7 @@ def test_command_line_grades_a_class(demo, tmp_path):
         capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "3 / 3" in proc.stdout and "is not a notebook" in proc.stdout
+    assert "3 / 3" in proc.stdout and "is not a notebook" in proc.stdout, f"{proc.stdout}\n{proc.stderr}"
     data = json.loads(out["json"].read_text())
     assert isinstance(data["seed"], int) and f"seed {data['seed']}" in proc.stdout
     assert [d["total"] for d in data["grades"]] == [3, 0]

@@ -49,9 +49,12 @@ def run_variant(base, changes: dict, dataset, *, fast: bool = False) -> dict:
     data = prepare_data(dataset, val_fraction=recipe.val_fraction, seed=recipe.seed, **sizes)
     load = round(os.getloadavg()[0], 2)
     result = fit_recipe(recipe, data)
-    accuracy = {"plain": evaluate(result.model, data, tta=False).accuracy}
+    accuracy = {}
     for name, shift in (("flip", 0), ("flip_shift1", 1), ("flip_shift2", 2)):
-        accuracy[name] = evaluate(result.model, data, tta=True, tta_translate=shift).accuracy_tta
+        evaluation = evaluate(result.model, data, tta=True, tta_translate=shift)
+        accuracy.setdefault("plain", evaluation.accuracy)  # the same plain accuracy from every evaluation
+        accuracy[name] = evaluation.accuracy_tta
+    accuracy = {key: accuracy[key] for key in ("plain", "flip", "flip_shift1", "flip_shift2")}
     return {"recipe": recipe.name, "changes": {k: list(v) if isinstance(v, tuple) else v for k, v in changes.items()},
             "test_accuracy": accuracy, "train_seconds": round(result.seconds, 1),
             "train_cpu_seconds": round(result.cpu_seconds, 1), "epochs_run": result.epochs_run,

@@ -252,15 +252,17 @@ def _probabilities(model, x, mean, std, batch_size: int, translate: int = 0):
     translate = integer(translate, "translate (pixels)", minimum=0, maximum=min(x.shape[1:3]) - 1)
     h, w = x.shape[1:3]
 
+    def soft(z):
+        return tf.nn.softmax(model(z, training=False), axis=-1).numpy()
+
     def pair(z):  # mean probability of a view and its mirror image
-        return 0.5 * (tf.nn.softmax(model(z, training=False), axis=-1).numpy()
-                      + tf.nn.softmax(model(z[:, :, ::-1], training=False), axis=-1).numpy())
+        return 0.5 * (soft(z) + soft(z[:, :, ::-1]))
 
     plain, augmented = [], []
     for start in range(0, x.shape[0], batch_size):
         z = (x[start:start + batch_size].astype(np.float32) - mean) / std
-        p = tf.nn.softmax(model(z, training=False), axis=-1).numpy()
-        both = 0.5 * (p + tf.nn.softmax(model(z[:, :, ::-1], training=False), axis=-1).numpy())
+        p = soft(z)
+        both = 0.5 * (p + soft(z[:, :, ::-1]))
         if translate:
             t = translate
             padded = np.pad(z, ((0, 0), (t, t), (t, t), (0, 0)), mode="reflect")

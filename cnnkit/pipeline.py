@@ -26,7 +26,7 @@ tf = import_tensorflow()  # quiet: TensorFlow's C++ start-up banner hidden
 
 PREPROCESS = ("raw", "scale")
 
-__all__ = ["PREPROCESS", "random_flip", "random_translate", "batches", "make_dataset"]
+__all__ = ["PREPROCESS", "random_flip", "alternating_flip", "random_translate", "batches", "make_dataset"]
 
 
 def _preprocess_fn(preprocess):
@@ -42,6 +42,19 @@ def _preprocess_fn(preprocess):
 def random_flip(images, seed):
     """Mirror each image of a batch (B, H, W, C) left-right with probability 1/2 (stateless ``seed``, shape (2,))."""
     flip = tf.random.stateless_uniform([tf.shape(images)[0]], seed=seed) < 0.5
+    return tf.where(flip[:, None, None, None], tf.reverse(images, axis=[2]), images)
+
+
+def alternating_flip(images, first_flips, epoch):
+    """Mirror image i of a batch (B, H, W, C) when ``first_flips[i] XOR (epoch mod 2)``.
+
+    ``first_flips`` (B,) bool: each image's coin, drawn once for the whole run, decides its
+    first epoch; after that every image is mirrored in every other epoch. Over two
+    epochs each image is seen once each way, where independent coins leave a quarter of
+    the images unmirrored twice (airbench's alternating flips).
+    """
+    odd = tf.cast(epoch % 2, tf.bool)
+    flip = tf.math.logical_xor(first_flips, odd)
     return tf.where(flip[:, None, None, None], tf.reverse(images, axis=[2]), images)
 
 
@@ -65,7 +78,7 @@ def random_translate(images, pad: int, seed):
 
 def batches(x, labels, *, batch_size: int, preprocess, shuffle: bool = False, seed: int = 0,
             flip: bool = False, translate: int = 0, drop_remainder: bool = False, repeat: bool = False,
-            one_hot: int | None = None):
+            one_hot: int | None = None, alternate: bool = False):
     """A ``tf.data.Dataset`` of ``(preprocess(float32 images (B, H, W, C)), labels (B,))``.
 
     ``x`` (N, H, W, C) and ``labels`` (N,) integer arrays, already validated by the caller.
@@ -75,7 +88,9 @@ def batches(x, labels, *, batch_size: int, preprocess, shuffle: bool = False, se
     position in the stream) -> cast to float32 -> ``preprocess``. Labels come out int32, or
     one-hot float32 (B, one_hot) when ``one_hot`` is a class count. ``repeat``: an endless stream,
     epoch after epoch, each reshuffled and augmented anew (give ``model.fit`` its
-    ``steps_per_epoch``; one iterator then serves the whole run).
+    ``steps_per_epoch``; one iterator then serves the whole run). ``alternate`` (with ``flip``
+    and ``repeat``): :func:`alternating_flip` instead of independent coins, each image's first
+    coin drawn from ``seed``; the epoch is counted from the batch's position in the stream.
     """
     fn = _preprocess_fn(preprocess)
     label_tensor = tf.constant(np.asarray(labels).astype(np.int32))
@@ -84,26 +99,34 @@ def batches(x, labels, *, batch_size: int, preprocess, shuffle: bool = False, se
     if shuffle:
         indices = indices.shuffle(n, seed=seed, reshuffle_each_iteration=True)
     indices = indices.batch(batch_size, drop_remainder=drop_remainder)
+    if alternate and not (flip and repeat):
+        raise ValueError(f"alternate=True mirrors each image every other epoch: it needs flip=True and repeat=True "
+                         f"(one stream that counts its epochs), got flip={flip!r}, repeat={repeat!r}")
+    per_epoch = n // batch_size if drop_remainder else -(-n // batch_size)
     if repeat:
         indices = indices.repeat()
     augment = bool(flip or translate)
     if augment:
-        stream = tf.data.Dataset.zip((indices, tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)))
+        stream = tf.data.Dataset.zip((indices, tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True),
+                                      tf.data.Dataset.range(2**62)))
     else:
-        stream = indices.map(lambda idx: (idx, tf.constant(0, tf.int64)))
+        stream = indices.map(lambda idx: (idx, tf.constant(0, tf.int64), tf.constant(0, tf.int64)))
+    first_flips = tf.constant(np.random.default_rng(seed).random(n) < 0.5) if alternate else None
     dtype = tf.as_dtype(x.dtype)
 
     def gather(idx):  # numpy fancy indexing on the caller's array: no second copy of the images
         return x[idx]
 
-    def load(idx, r):
+    def load(idx, r, position):
         # a numpy callback, not tf.gather on a tensor: a tensor of the images captured by the
         # pipeline cost two extra copies of them (measured: +310 MB for 45,000 CIFAR images)
         batch = tf.numpy_function(gather, [idx], dtype, stateful=False)
         batch.set_shape((None, *x.shape[1:]))
         if augment:
             key = tf.stack([r, tf.constant(seed, tf.int64)])
-            if flip:
+            if alternate:
+                batch = alternating_flip(batch, tf.gather(first_flips, idx), position // max(per_epoch, 1))
+            elif flip:
                 batch = random_flip(batch, key)
             if translate:
                 batch = random_translate(batch, int(translate), key + 1)

@@ -37,6 +37,9 @@ class Recipe:
     accuracy and keeps the best epoch's weights; 0 trains every epoch of the fixed schedule
     and keeps the last weights (or their average). The average needs ``patience=0``:
     restoring the best epoch's raw weights would throw it away.
+    Augmentation in training: mirror images (``flip``; with ``alternate_flip`` each image is
+    mirrored in every other epoch instead of by a fresh coin, :func:`cnnkit.pipeline.alternating_flip`)
+    and shifts by up to ``translate`` pixels.
     Test-time augmentation: the mirror image (``tta``) and, with ``tta_translate`` t > 0,
     the image and its mirror shifted by t pixels up-left and down-right as well
     (:func:`cnnkit.training.predict_proba`).
@@ -64,6 +67,7 @@ class Recipe:
     bn_momentum: float = 0.9
     logit_scale: float = 0.125
     flip: bool = True
+    alternate_flip: bool = False
     translate: int = 2
     tta: bool = True
     tta_translate: int = 0
@@ -113,6 +117,9 @@ class Recipe:
             raise ValueError(f"whiten_stride must be 1 or 2, got {self.whiten_stride!r}")
         integer(self.translate, "translate (pixels)", minimum=0, maximum=8)
         boolean(self.flip, "flip")
+        boolean(self.alternate_flip, "alternate_flip")
+        if self.alternate_flip and not self.flip:
+            raise ValueError("alternate_flip=True needs flip=True (it decides when each image is mirrored)")
         boolean(self.tta, "tta")
         integer(self.tta_translate, "tta_translate (pixels)", minimum=0, maximum=8)
         if self.tta_translate and not self.tta:

@@ -66,7 +66,7 @@ __all__ = [
 
 def make_pipeline(x, y, *, mean, std, batch_size: int = 256, num_classes: int = 10, training: bool = False,
                   flip: bool = False, translate: int = 0, seed: int = 0, one_hot: bool = True,
-                  repeat: bool = False):
+                  repeat: bool = False, alternate_flip: bool = False):
     """A ``tf.data.Dataset`` of ``(z, labels)`` batches built from uint8 images (:func:`cnnkit.pipeline.batches`).
 
     ``x``: uint8 (N, H, W, C), kept as it is (never converted to float as a whole).
@@ -78,6 +78,8 @@ def make_pipeline(x, y, *, mean, std, batch_size: int = 256, num_classes: int = 
     ``repeat``: an endless stream, epoch after epoch, each reshuffled and augmented anew; give
     ``model.fit`` its ``steps_per_epoch``. One iterator then serves the whole run (starting
     a fresh one every epoch stalled training on CPU for over ten seconds at some epochs).
+    ``alternate_flip`` (training with ``flip`` and ``repeat``): each image mirrored in every other
+    epoch (:func:`cnnkit.pipeline.alternating_flip`).
     """
     x = _check_images(x)
     y = np.asarray(y)
@@ -87,8 +89,9 @@ def make_pipeline(x, y, *, mean, std, batch_size: int = 256, num_classes: int = 
     num_classes = positive_int(num_classes, "num_classes")
     mean, std = _check_statistics(mean, std, x.shape[-1])
     y = _check_labels(y, num_classes)
-    training, flip, one_hot, repeat = (boolean(v, n) for v, n in ((training, "training"), (flip, "flip"),
-                                                                  (one_hot, "one_hot"), (repeat, "repeat")))
+    training, flip, one_hot, repeat, alternate_flip = (boolean(v, n) for v, n in (
+        (training, "training"), (flip, "flip"), (one_hot, "one_hot"), (repeat, "repeat"),
+        (alternate_flip, "alternate_flip")))
     translate = integer(translate, "translate (pixels)", minimum=0, maximum=min(x.shape[1:3]) - 1)
     seed = non_negative_int(seed, "seed")
     mean_t, std_t = tf.constant(mean), tf.constant(std)
@@ -96,7 +99,7 @@ def make_pipeline(x, y, *, mean, std, batch_size: int = 256, num_classes: int = 
                    shuffle=training, seed=int(seed), flip=training and flip,
                    translate=int(translate) if training else 0,
                    drop_remainder=training and x.shape[0] >= batch_size, repeat=repeat,
-                   one_hot=int(num_classes) if one_hot else None)
+                   one_hot=int(num_classes) if one_hot else None, alternate=training and alternate_flip)
 
 
 # --------------------------------------------------------------------------- optimiser
@@ -204,7 +207,8 @@ def fit_recipe(recipe, data: PreparedData, *, epochs: int | None = None, callbac
         compile_model(model, recipe, steps, epochs, replicas)
     train = make_pipeline(data.x_train, data.y_train, mean=data.mean, std=data.std, batch_size=batch,
                           num_classes=data.num_classes, training=True, flip=recipe.flip,
-                          translate=recipe.translate, seed=recipe.seed, repeat=True)
+                          translate=recipe.translate, seed=recipe.seed, repeat=True,
+                          alternate_flip=recipe.alternate_flip)
     val = make_pipeline(data.x_val, data.y_val, mean=data.mean, std=data.std, batch_size=1000,
                         num_classes=data.num_classes)
     if replicas > 1:  # the pipelines draw indices, not files: each worker takes its share of the batches

@@ -52,6 +52,30 @@ def test_pipeline_augmentation_is_seeded_flip_or_shift():
     assert not np.array_equal(a, c)  # another seed, other flips and shifts
 
 
+def test_alternating_flips_mirror_each_image_every_other_epoch():
+    # 10 distinct asymmetric images, batches of 4 (2 per epoch with drop_remainder), three epochs
+    x = np.stack([np.arange(4 * 4 * 1, dtype=np.uint8).reshape(4, 4, 1) + 16 * i for i in range(10)])
+    y = np.arange(10)
+    stream = pipeline.batches(x, y, batch_size=4, preprocess="raw", shuffle=True, seed=3, flip=True,
+                              drop_remainder=True, repeat=True, alternate=True)
+    mirrored = {}  # image -> [was it mirrored in epoch 0, 1, 2]
+    for step, (images, labels) in enumerate(stream.take(6)):
+        for image, label in zip(images.numpy(), labels.numpy()):
+            original = x[label].astype(np.float32)
+            assert np.array_equal(image, original) or np.array_equal(image, original[:, ::-1])
+            mirrored.setdefault(int(label), {})[step // 2] = bool(np.array_equal(image, original[:, ::-1]))
+    seen_thrice = [flips for flips in mirrored.values() if len(flips) == 3]
+    assert seen_thrice  # 8 of 10 images per epoch: some images are drawn in all three epochs
+    for flips in mirrored.values():
+        for epoch in flips:
+            if epoch + 1 in flips:
+                assert flips[epoch] != flips[epoch + 1]  # the other way round in the next epoch
+    first = [flips[0] for flips in mirrored.values() if 0 in flips]
+    assert 0 < sum(first) < len(first)  # the first epoch's coins differ between images
+    with pytest.raises(ValueError, match="alternate=True .* needs flip=True and repeat=True"):
+        pipeline.batches(x, y, batch_size=4, preprocess="raw", flip=True, alternate=True)
+
+
 @pytest.mark.parametrize("kwargs, error, message", [
     ({"x": np.zeros((4, 8, 8)), "y": np.zeros(4)}, ValueError, "x must have rank 4"),
     ({"x": np.zeros((4, 8, 8, 3)), "y": np.zeros(3)}, ValueError, r"y must have shape \(4,\)"),

@@ -65,6 +65,8 @@ def test_recipes_are_frozen_complete_and_json_ready():
     ({"ema_momentum": 1.0, "patience": 0}, "ema_momentum"), ({"ema_momentum": 0.9}, "needs patience=0"),
     ({"bn_scale": 1}, "bn_scale must be True or False"), ({"patience": -1}, "patience"),
     ({"bn_weight_decay": None}, "bn_weight_decay"),
+    ({"flip": False, "alternate_flip": True}, "alternate_flip=True needs flip=True"),
+    ({"alternate_flip": "yes"}, "alternate_flip"),
 ])
 def test_recipe_rejects_bad_values_naming_them(change, message):
     with pytest.raises((ValueError, TypeError), match=message):

@@ -316,3 +316,41 @@ def test_ablation_table_formats_the_rows():
              "time_ratio": 0.95}]
     table = markdown(rows, "t")
     assert "| no warm-up | `warmup_epochs=0.0` | 85.00% | -5.00 | 0.944 | 95.0 | 0.950 | float32 |  |" in table
+
+
+def test_speed_ratio_lets_models_take_turns_and_scales_steps_to_a_whole_run():
+    """benchmarks/speed_ratio.measure: per-step times per round, predicted run times and ratios to 'tutorial'."""
+    import importlib.util
+
+    import keras
+    import tensorflow as tf
+
+    spec = importlib.util.spec_from_file_location("speed_ratio", REPO / "benchmarks" / "speed_ratio.py")
+    speed_ratio = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(speed_ratio)
+
+    def entry(width, epochs, steps_per_epoch):
+        model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(width, 3), keras.layers.Flatten(),
+                                  keras.layers.Dense(2)])
+        model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        data = tf.data.Dataset.from_tensors((tf.zeros((4, 8, 8, 3)), tf.zeros((4,), tf.int64))).repeat()
+        return {"model": model, "data": data, "batch": 4, "epochs": epochs, "steps_per_epoch": steps_per_epoch,
+                "precision": "float32"}
+
+    entries = {"tutorial": entry(2, 10, 100), "wide": entry(64, 3, 7)}
+    lines = []
+    report = speed_ratio.measure(entries, rounds=3, seconds=0.05, log=lines.append)
+    assert sum(line.startswith("round ") for line in lines) == 3
+    assert report["tutorial"]["ratio_median"] == 1.0 and report["tutorial"]["ratio_range"] == [1.0, 1.0]
+    for name, row in report.items():
+        assert len(row["ms_per_step"]) == 3 and all(ms > 0 for ms in row["ms_per_step"])
+        median_s = sorted(row["ms_per_step"])[1] / 1000
+        expected = median_s * entries[name]["epochs"] * entries[name]["steps_per_epoch"]
+        assert row["predicted_train_seconds_median"] == pytest.approx(expected, rel=1e-3, abs=0.1)
+    wide = report["wide"]
+    ratios = [w * 3 * 7 / (t * 10 * 100) for w, t in zip(wide["ms_per_step"], report["tutorial"]["ms_per_step"])]
+    assert wide["ratio_range"] == pytest.approx([min(ratios), max(ratios)], abs=2e-3)
+    assert min(ratios) - 2e-3 <= wide["ratio_median"] <= max(ratios) + 2e-3
+    refused = subprocess.run([sys.executable, "benchmarks/speed_ratio.py", "--rounds", "0"], capture_output=True,
+                             text=True, cwd=REPO, timeout=120)
+    assert refused.returncode == 2 and "--rounds must be a positive integer, got 0" in refused.stderr

@@ -38,8 +38,8 @@ from keras import layers  # noqa: E402
 
 def small_cnn(input_shape=(32, 32, 3), classes: int = 10, *, widths=(32, 64, 128),
               batch_norm: bool = False, dropout: float = 0.0, seed: int = 0, name: str = "small_cnn",
-              kernel_initializer="glorot_uniform", bn_momentum: float = 0.99):
-    """A VGG-style CNN: per width, Conv3x3 -> [BN] -> ReLU -> MaxPool2x2 -> [Dropout]; then GAP -> Dense.
+              kernel_initializer="glorot_uniform", bn_momentum: float = 0.99, convs_per_block: int = 1):
+    """A VGG-style CNN: per width, (Conv3x3 -> [BN] -> ReLU) x n -> MaxPool2x2 -> [Dropout]; then GAP -> Dense.
 
     Shapes: input ``input_shape`` (H, W, C); output (classes,) softmax
     probabilities. With ``batch_norm`` the convolutions have no bias (BN's beta
@@ -48,6 +48,10 @@ def small_cnn(input_shape=(32, 32, 3), classes: int = 10, *, widths=(32, 64, 128
     draws the kernels of every convolution and of the dense head. ``bn_momentum``
     is the batch-norm layers' momentum for their moving statistics (Keras' default
     0.99 averages over about the last 100 steps; 0.9 over about 10, for short runs).
+    ``convs_per_block`` (n above, default 1) stacks that many convolutions of the
+    block's width before its pooling: a deeper network on the same image size.
+    Convolutions, batch norms and ReLUs are numbered through the whole network
+    (``conv1`` ... ``conv{len(widths) * n}``), poolings and dropouts per block.
     """
     if len(tuple(widths)) == 0:
         raise ValueError("widths must name at least one block, got an empty sequence")
@@ -56,15 +60,17 @@ def small_cnn(input_shape=(32, 32, 3), classes: int = 10, *, widths=(32, 64, 128
     batch_norm = boolean(batch_norm, "batch_norm")
     dropout = probability(dropout, "dropout")
     bn_momentum = probability(bn_momentum, "bn_momentum")
+    convs_per_block = positive_int(convs_per_block, "convs_per_block")
     keras.utils.set_random_seed(non_negative_int(seed, "seed"))
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = inputs
     for i, width in enumerate(widths, start=1):
-        x = layers.Conv2D(width, 3, padding="same", use_bias=not batch_norm,
-                          kernel_initializer=kernel_initializer, name=f"conv{i}")(x)
-        if batch_norm:
-            x = layers.BatchNormalization(momentum=bn_momentum, name=f"bn{i}")(x)
-        x = layers.ReLU(name=f"relu{i}")(x)
+        for j in range((i - 1) * convs_per_block + 1, i * convs_per_block + 1):
+            x = layers.Conv2D(width, 3, padding="same", use_bias=not batch_norm,
+                              kernel_initializer=kernel_initializer, name=f"conv{j}")(x)
+            if batch_norm:
+                x = layers.BatchNormalization(momentum=bn_momentum, name=f"bn{j}")(x)
+            x = layers.ReLU(name=f"relu{j}")(x)
         x = layers.MaxPooling2D(2, name=f"pool{i}")(x)
         if dropout:
             x = layers.Dropout(dropout, name=f"drop{i}")(x)

@@ -5,7 +5,9 @@ cross-entropy and error rate are recorded at each point; the model's weights
 are restored afterwards, even on error. :func:`loss_slice` and :func:`loss_line`
 use random, filter-normalised directions (:mod:`cnnkit.weight_directions`);
 :func:`loss_on_plane` takes any two directions, e.g. the principal plane of the
-weights visited during training (:mod:`cnnkit.trajectory`). Figures:
+weights visited during training (:mod:`cnnkit.trajectory`); :func:`loss_between`
+walks the straight line from the weights to another set of weights (a copy
+with two units swapped, :mod:`cnnkit.unit_symmetry`). Figures:
 :func:`cnnkit.landscape_plots.plot_loss_slice` and
 :func:`cnnkit.landscape_plots.plot_trajectory_plane`.
 """
@@ -23,7 +25,7 @@ from cnnkit.weight_directions import filter_normalized_directions
 import_tensorflow()  # before Keras: hides TensorFlow's C++ start-up banner
 import keras
 
-__all__ = ["LossSlice", "loss_line", "loss_on_plane", "loss_slice"]
+__all__ = ["LossSlice", "loss_between", "loss_line", "loss_on_plane", "loss_slice"]
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,44 @@ def loss_line(model, x, y, steps: int = 21, span: float = 1.0, seed: int = 0, *,
     return coords, loss, error
 
 
+def loss_between(model, other, x, y, steps: int = 21, *, batch_size: int = 512, from_logits: bool = False,
+                 preprocess=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Loss on the straight line from the model's weights to ``other``'s: ``(t (steps,), loss (steps,), error (steps,))``.
+
+    With w_a the weights of ``model`` and w_b those of ``other`` (a Keras model
+    of the same architecture, or a list of arrays shaped like
+    ``model.get_weights()``), the weights are set to
+    w(t) = (1 - t) w_a + t w_b = w_a + t (w_b - w_a) for t in
+    ``linspace(0, 1, steps)`` and the mean cross-entropy and error rate on
+    ``(x, y)`` are recorded, so ``loss[0]`` is the model's loss and
+    ``loss[-1]`` that of ``other``. Every floating-point weight moves, batch
+    norm's moving mean and variance included (a mix of two variances stays
+    positive). A convex loss lies on or below the chord,
+    loss(t) <= (1 - t) loss[0] + t loss[-1]; a point above it proves the loss
+    is not convex. ``model``'s weights are restored afterwards, even on error;
+    ``other`` is not touched. Cost: ``steps`` forward passes over the N images.
+    """
+    steps = positive_int(steps, "steps")
+    if steps < 2:
+        raise ValueError(f"steps must be at least 2 (both ends of the line), got {steps}")
+    x, y = _data_args(x, y, preprocess)
+    evaluate, _, _ = _evaluator(model, x, y, batch_size, from_logits)
+    variables = _float_weights(model)
+    center = [np.array(v.numpy()) for v in variables]
+    if isinstance(other, keras.Model):
+        other = [v.numpy() for v in _float_weights(other)]
+    target = _check_weight_list(other, center, "other", "weight")
+    direction = [b - a.astype(np.float64) for a, b in zip(center, target)]
+    t = np.linspace(0.0, 1.0, steps)
+    loss, error = _losses_at(evaluate, variables, center, [direction], t[:, None])
+    return t, loss, error
+
+
+def _float_weights(model):
+    """The floating-point variables of ``model.weights`` (trainable or not), in that order."""
+    return [v for v in model.weights if np.issubdtype(np.dtype(v.dtype), np.floating)]
+
+
 def _plane(evaluate, variables, center, directions, alpha, beta, start) -> LossSlice:
     grid = np.stack(np.meshgrid(alpha, beta, indexing="ij"), axis=-1).reshape(-1, 2)
     loss, error = _losses_at(evaluate, variables, center, directions, grid)
@@ -138,20 +178,21 @@ def _check_directions(directions, center):
     if not isinstance(directions, (list, tuple)) or len(directions) != 2:
         raise ValueError(f"directions must be a pair (d1, d2) of weight lists, got "
                          f"{type(directions).__name__} of length {len(directions) if hasattr(directions, '__len__') else '?'}")
-    checked = []
-    for k, d in enumerate(directions):
-        if not isinstance(d, (list, tuple)) or len(d) != len(center):
-            raise ValueError(f"directions[{k}] must be a list of {len(center)} arrays, one per trainable weight of "
-                             f"the model, got {type(d).__name__} of length {len(d) if hasattr(d, '__len__') else '?'}")
-        arrays = []
-        for i, (a, w) in enumerate(zip(d, center)):
-            a = finite_array(as_float_array(a, f"directions[{k}][{i}]"), f"directions[{k}][{i}]")
-            if a.shape != w.shape:
-                raise ValueError(f"directions[{k}][{i}] must have the shape of trainable weight {i}, {w.shape}, "
-                                 f"got {a.shape}")
-            arrays.append(a.astype(np.float64))
-        checked.append(arrays)
-    return checked
+    return [_check_weight_list(d, center, f"directions[{k}]") for k, d in enumerate(directions)]
+
+
+def _check_weight_list(d, center, name, kind="trainable weight"):
+    """Return ``d`` as a list of float64 arrays shaped like ``center``; raise naming what does not fit."""
+    if not isinstance(d, (list, tuple)) or len(d) != len(center):
+        raise ValueError(f"{name} must be a list of {len(center)} arrays, one per {kind} of the model, "
+                         f"got {type(d).__name__} of length {len(d) if hasattr(d, '__len__') else '?'}")
+    arrays = []
+    for i, (a, w) in enumerate(zip(d, center)):
+        a = finite_array(as_float_array(a, f"{name}[{i}]"), f"{name}[{i}]")
+        if a.shape != w.shape:
+            raise ValueError(f"{name}[{i}] must have the shape of {kind} {i}, {w.shape}, got {a.shape}")
+        arrays.append(a.astype(np.float64))
+    return arrays
 
 
 def _slice_args(steps, span, x, y, preprocess):

@@ -22,6 +22,13 @@ epoch), so the full benchmark's ratio differs by those. Run by hand (not in CI):
     python benchmarks/speed_ratio.py --data-dir /work/cifar
     python benchmarks/speed_ratio.py --data-dir /work/cifar --rounds 8 --seconds 5 --json runs/ratio.json
     python benchmarks/speed_ratio.py --dataset offline --rounds 2 --seconds 0.5   # a smoke run
+
+``--ablate RECIPE`` times the recipe against its ablations instead (``cnnkit.recipes.ablations``;
+variants that train the same arithmetic, such as "no test-time augmentation", are left out):
+every ratio is then a variant's training time over the full recipe's, the column that a
+sequential ablation run (``benchmarks/capstone.py --ablate``) measures with the drift in it::
+
+    python benchmarks/speed_ratio.py --data-dir /work/cifar --ablate quick --json runs/ablation_speed.json
 """
 from __future__ import annotations
 
@@ -93,8 +100,10 @@ def _timed(entry, steps: int) -> float:
     return time.perf_counter() - start
 
 
-def measure(entries: dict, rounds: int, seconds: float, log=print) -> dict:
-    """Let the models take turns; per model the seconds per step of every round, and per recipe its ratios."""
+def measure(entries: dict, rounds: int, seconds: float, log=print, reference: str = "tutorial") -> dict:
+    """Let the models take turns; per model the seconds per step of every round, and its ratios to ``reference``."""
+    if reference not in entries:
+        raise ValueError(f"reference {reference!r} is not one of the models timed: {', '.join(entries)}")
     steps = {}
     for name, entry in entries.items():  # trace and warm up, then size each turn to about `seconds`
         _timed(entry, 3)
@@ -109,7 +118,7 @@ def measure(entries: dict, rounds: int, seconds: float, log=print) -> dict:
     total = {name: [s * e["epochs"] * e["steps_per_epoch"] for s in per_step[name]] for name, e in entries.items()}
     report = {}
     for name, entry in entries.items():
-        ratios = [t / ref for t, ref in zip(total[name], total["tutorial"])]
+        ratios = [t / ref for t, ref in zip(total[name], total[reference])]
         report[name] = {
             "precision": entry["precision"], "batch_size": entry["batch"], "epochs": entry["epochs"],
             "steps_per_epoch": entry["steps_per_epoch"], "steps_per_turn": steps[name],
@@ -129,6 +138,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=float, default=4.0, help="seconds of training per turn (default 4)")
     parser.add_argument("--dataset", default="cifar10", help="dataset name (cifar10, or offline for a smoke run)")
     parser.add_argument("--data-dir", default=None, help="where the dataset is (default: cnnkit's search)")
+    parser.add_argument("--ablate", default=None, metavar="RECIPE",
+                        help="time RECIPE against its ablations (ratios to the full recipe) instead")
     parser.add_argument("--json", default=None, help="also write the report here")
     args = parser.parse_args(argv)
     if args.rounds < 1:
@@ -141,21 +152,36 @@ def main(argv=None) -> int:
     from cnnkit.env import setup
     from cnnkit.recipes import get_recipe
 
-    for name in args.recipes:
+    from cnnkit.recipes import ablations
+
+    for name in [args.ablate] if args.ablate else args.recipes:
         get_recipe(name)  # an unknown name fails now, with the known ones listed
     versions = setup(seed=0)
     dataset = load_dataset(args.dataset, args.data_dir, download=False)
-    entries = {"tutorial": _tutorial(dataset), **{name: _recipe(name, dataset) for name in args.recipes}}
+    if args.ablate:
+        reference, variants, seen = "full", {}, set()
+        for label, (recipe, _) in ablations(args.ablate).items():
+            arithmetic = json.dumps({k: v for k, v in recipe.to_dict().items()
+                                     if k not in ("name", "tta", "tta_translate")}, sort_keys=True)
+            if arithmetic not in seen:  # the same training as a variant already listed: nothing to time
+                seen.add(arithmetic)
+                variants[label] = recipe
+        entries = {label: _recipe(recipe, dataset) for label, recipe in variants.items()}
+    else:
+        reference = "tutorial"
+        entries = {"tutorial": _tutorial(dataset), **{name: _recipe(name, dataset) for name in args.recipes}}
     load_before = round(os.getloadavg()[0], 2)
-    report = measure(entries, args.rounds, args.seconds)
+    report = measure(entries, args.rounds, args.seconds, reference=reference)
+    width = max(10, *(len(name) + 2 for name in report))
     print()
-    print(f"{'model':<10}{'precision':>10}{'img/s':>9}{'predicted s':>13}{'x tutorial':>12}{'range':>16}")
+    print(f"{'model':<{width}}{'precision':>10}{'img/s':>9}{'predicted s':>13}{'x ' + reference:>12}{'range':>16}")
     for name, row in report.items():
         low, high = row["ratio_range"]
-        print(f"{name:<10}{row['precision']:>10}{row['images_per_second_median']:>9.0f}"
+        print(f"{name:<{width}}{row['precision']:>10}{row['images_per_second_median']:>9.0f}"
               f"{row['predicted_train_seconds_median']:>13.0f}{row['ratio_median']:>12.2f}{low:>9.2f}-{high:.2f}")
     if args.json:
-        out = {"models": report, "rounds": args.rounds, "seconds_per_turn": args.seconds,
+        out = {"models": report, "reference": reference, "ablate": args.ablate, "rounds": args.rounds,
+               "seconds_per_turn": args.seconds,
                "load_average_before": load_before, "load_average_after": round(os.getloadavg()[0], 2),
                "machine": {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "bf16_hardware": bf16_hardware()},
                "versions": {"python": sys.version.split()[0], **versions},

@@ -351,6 +351,29 @@ def test_speed_ratio_lets_models_take_turns_and_scales_steps_to_a_whole_run():
     ratios = [w * 3 * 7 / (t * 10 * 100) for w, t in zip(wide["ms_per_step"], report["tutorial"]["ms_per_step"])]
     assert wide["ratio_range"] == pytest.approx([min(ratios), max(ratios)], abs=2e-3)
     assert min(ratios) - 2e-3 <= wide["ratio_median"] <= max(ratios) + 2e-3
+    with pytest.raises(ValueError, match="reference 'full' is not one of the models timed: tutorial, wide"):
+        speed_ratio.measure(entries, rounds=1, seconds=0.05, reference="full")
     refused = subprocess.run([sys.executable, "benchmarks/speed_ratio.py", "--rounds", "0"], capture_output=True,
                              text=True, cwd=REPO, timeout=120)
     assert refused.returncode == 2 and "--rounds must be a positive integer, got 0" in refused.stderr
+
+
+def test_speed_ratio_times_an_ablation_against_the_full_recipe(tmp_path):
+    """--ablate: every variant that trains different arithmetic, each timed against 'full'."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    out = tmp_path / "ablation_speed.json"
+    done = subprocess.run([sys.executable, "benchmarks/speed_ratio.py", "--dataset", "offline", "--ablate", "quick",
+                           "--rounds", "1", "--seconds", "0.05", "--json", str(out)],
+                          capture_output=True, text=True, cwd=REPO, env=env, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["reference"] == "full" and report["ablate"] == "quick"
+    models = report["models"]
+    from cnnkit.recipes import ablations
+
+    expected = [label for label in ablations("quick") if label != "no test-time augmentation"]
+    assert list(models) == expected
+    assert models["full"]["ratio_median"] == 1.0
+    assert all(row["ratio_median"] > 0 and len(row["ms_per_step"]) == 1 for row in models.values())
+    assert "x full" in done.stdout and not list(tmp_path.glob(".*partial"))

@@ -191,7 +191,7 @@ quick = RECIPES["quick"].replace(precision="float32")
 half = quick.replace(batch_size=quick.batch_size // 2, learning_rate=quick.learning_rate / 2)
 out = {}
 for label, recipe, strategy in (("one", quick, make_strategy()), ("two", half, make_strategy(names))):
-    result = fit_recipe(recipe, data, epochs=3, strategy=strategy)
+    result = fit_recipe(recipe, data, epochs=5, strategy=strategy)
     out[label] = {"accuracy": evaluate(result.model, data, tta=True).accuracy_tta, "replicas": result.replicas,
                   "global_batch": result.global_batch, "steps": result.steps_per_epoch,
                   "peak": result.schedule.peak}
@@ -200,21 +200,21 @@ print(json.dumps(out))
 
 
 def test_two_cpu_replicas_train_as_well_as_one_device():
-    """The quick recipe (fast mode, offline data, 3 epochs) on one device, and mirrored on two.
+    """The quick recipe (offline data, 2,000 images, 5 epochs) on one device, and mirrored on two.
 
     Both runs take the same global batch: one device the recipe's 256, two replicas 128
     each (a recipe with half the batch and half the rate, which the linear rule doubles
     back), so they make the same number of steps on the same schedule. (Two replicas of
-    256 on this tiny training set would make half as many steps, 9 in all, too few to
-    compare: measured 30 % against 94 %, and 33 % for one device at batch 512.)
+    256 on this tiny training set would make half as many steps, too few to compare:
+    measured 30 % against 94 % at 3 epochs, and 33 % for one device at batch 512.)
 
     Tolerance: the runs still differ, since batch norm normalises each replica's half
     on its own and the sums run in another order, so they are two runs of the same
-    recipe, not one computed twice. They are scored on the same 500 test images; at the
-    85-95 % both reach, the standard error of one accuracy is at most
-    sqrt(0.15 * 0.85 / 500) = 1.6 points, and two equally good runs differ by more than
-    3 standard errors of a difference (3 * sqrt(2) * 1.6 = 6.8 points) less than once in
-    300 times: the test allows 7 points.
+    recipe, not one computed twice. Their spread was measured with three seeds each:
+    at 3 epochs (21 steps) one device alone ranged from 68.8 % to 91.8 %, too wide for
+    any useful bound; at 5 epochs (35 steps) one device gave 95.4-96.2 % and two
+    replicas 96.2-97.8 %, the widest gap between any two of the six runs 2.4 points.
+    The test allows 5 points and asks both to pass 90 %.
     """
     done = subprocess.run([sys.executable, "-c", MIRRORED_VS_ONE], capture_output=True, text=True, cwd=REPO,
                           env=_subprocess_env(), timeout=900)
@@ -224,8 +224,8 @@ def test_two_cpu_replicas_train_as_well_as_one_device():
     assert (one["replicas"], two["replicas"]) == (1, 2)
     assert one["global_batch"] == two["global_batch"] == RECIPES["quick"].batch_size
     assert one["steps"] == two["steps"] and two["peak"] == pytest.approx(one["peak"])
-    assert one["accuracy"] > 0.5 and two["accuracy"] > 0.5  # both learned (chance: 10 %)
-    assert abs(one["accuracy"] - two["accuracy"]) <= 0.07, runs
+    assert one["accuracy"] > 0.9 and two["accuracy"] > 0.9, runs  # both learned (chance: 10 %)
+    assert abs(one["accuracy"] - two["accuracy"]) <= 0.05, runs
 
 
 # --------------------------------------------------------------------------- ablation

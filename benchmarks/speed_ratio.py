@@ -43,6 +43,7 @@ from pathlib import Path
 from cnnkit.env import cpu_model
 
 TUTORIAL_EPOCHS, TUTORIAL_BATCH = 10, 32  # as benchmarks/capstone.py trains it
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/capstone.py: the tutorial's model, _training_key
 
 
 def _tutorial(dataset):
@@ -50,7 +51,6 @@ def _tutorial(dataset):
     import numpy as np
     import tensorflow as tf
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from capstone import tutorial_model
 
     model = tutorial_model()
@@ -160,9 +160,11 @@ def main(argv=None) -> int:
     dataset = load_dataset(args.dataset, args.data_dir, download=False)
     if args.ablate:
         reference, variants, seen = "full", {}, set()
+        from capstone import _training_key
+        from cnnkit.devices import resolve_precision
+
         for label, (recipe, _) in ablations(args.ablate).items():
-            arithmetic = json.dumps({k: v for k, v in recipe.to_dict().items()
-                                     if k not in ("name", "tta", "tta_translate")}, sort_keys=True)
+            arithmetic = _training_key(recipe, resolve_precision(recipe.precision))
             if arithmetic not in seen:  # the same training as a variant already listed: nothing to time
                 seen.add(arithmetic)
                 variants[label] = recipe

@@ -39,10 +39,14 @@ def _preprocess_fn(preprocess):
     raise ValueError(f"preprocess must be 'raw', 'scale' or a callable, got {preprocess!r}")
 
 
+def _mirror_where(images, mask):
+    """Images (B, H, W, C) with those where ``mask`` (B,) bool is True mirrored left-right."""
+    return tf.where(mask[:, None, None, None], tf.reverse(images, axis=[2]), images)
+
+
 def random_flip(images, seed):
     """Mirror each image of a batch (B, H, W, C) left-right with probability 1/2 (stateless ``seed``, shape (2,))."""
-    flip = tf.random.stateless_uniform([tf.shape(images)[0]], seed=seed) < 0.5
-    return tf.where(flip[:, None, None, None], tf.reverse(images, axis=[2]), images)
+    return _mirror_where(images, tf.random.stateless_uniform([tf.shape(images)[0]], seed=seed) < 0.5)
 
 
 def alternating_flip(images, first_flips, epoch):
@@ -53,9 +57,7 @@ def alternating_flip(images, first_flips, epoch):
     epochs each image is seen once each way, where independent coins leave a quarter of
     the images unmirrored twice (airbench's alternating flips).
     """
-    odd = tf.cast(epoch % 2, tf.bool)
-    flip = tf.math.logical_xor(first_flips, odd)
-    return tf.where(flip[:, None, None, None], tf.reverse(images, axis=[2]), images)
+    return _mirror_where(images, tf.math.logical_xor(first_flips, tf.cast(epoch % 2, tf.bool)))
 
 
 def random_translate(images, pad: int, seed):

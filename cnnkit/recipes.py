@@ -33,9 +33,11 @@ class Recipe:
     ``bn_shift_lr`` multiplies the learning rate of batch norm's shifts beta (airbench: 64).
     ``ema_momentum`` m > 0 evaluates an exponential moving average of the weights,
     ``w_avg <- m * w_avg + (1 - m) * w`` after every step, instead of the last weights.
+    ``lookahead`` pulls the weights back to a slow copy every 5 steps, more strongly as
+    training ends, and keeps the slow copy (:class:`cnnkit.lookahead.Lookahead`, airbench94).
     ``patience`` > 0 stops training after that many epochs without a better validation
     accuracy and keeps the best epoch's weights; 0 trains every epoch of the fixed schedule
-    and keeps the last weights (or their average). The average needs ``patience=0``:
+    and keeps the last weights (or their average). The average and lookahead need ``patience=0``:
     restoring the best epoch's raw weights would throw it away.
     Augmentation in training: mirror images (``flip``; with ``alternate_flip`` each image is
     mirrored in every other epoch instead of by a fresh coin, :func:`cnnkit.pipeline.alternating_flip`)
@@ -75,6 +77,7 @@ class Recipe:
     bn_weight_decay: bool = True
     bn_shift_lr: float = 1.0
     ema_momentum: float = 0.0
+    lookahead: bool = False
     val_fraction: float = 0.1
     patience: int = 4
     precision: str = "auto"
@@ -130,6 +133,10 @@ class Recipe:
         if self.ema_momentum and self.patience:
             raise ValueError(f"ema_momentum={self.ema_momentum} needs patience=0: early stopping restores the best "
                              f"epoch's raw weights (patience={self.patience}) and would discard the average")
+        boolean(self.lookahead, "lookahead")
+        if self.lookahead and self.patience:
+            raise ValueError(f"lookahead=True needs patience=0: early stopping restores the best epoch's raw "
+                             f"weights (patience={self.patience}) and would discard the slow copy")
         non_negative_int(self.seed, "seed")
 
     def replace(self, **changes) -> "Recipe":

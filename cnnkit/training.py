@@ -219,6 +219,10 @@ def fit_recipe(recipe, data: PreparedData, *, epochs: int | None = None, callbac
     if recipe.patience:
         extra.append(keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=recipe.patience,
                                                    restore_best_weights=True))
+    if recipe.lookahead:
+        from cnnkit.lookahead import Lookahead
+
+        extra.append(Lookahead(steps * epochs))
     if checkpoint_path is not None:
         extra.append(keras.callbacks.ModelCheckpoint(os.fspath(checkpoint_path), monitor="val_accuracy",
                                                      mode="max", save_best_only=bool(recipe.patience)))

@@ -29,6 +29,12 @@ every ratio is then a variant's training time over the full recipe's, the column
 sequential ablation run (``benchmarks/capstone.py --ablate``) measures with the drift in it::
 
     python benchmarks/speed_ratio.py --data-dir /work/cifar --ablate quick --json runs/ablation_speed.json
+
+``--vary RECIPE JSON...`` times variants of a recipe (JSON objects of the fields to change, as
+``benchmarks/recipe_variants.py`` takes them) against the recipe itself::
+
+    python benchmarks/speed_ratio.py --data-dir /work/cifar --rounds 4 --vary good \
+        '{"widths": [64, 128, 128], "residual": [false, false, false], "convs_per_stage": 2}'
 """
 from __future__ import annotations
 
@@ -140,12 +146,16 @@ def main(argv=None) -> int:
     parser.add_argument("--data-dir", default=None, help="where the dataset is (default: cnnkit's search)")
     parser.add_argument("--ablate", default=None, metavar="RECIPE",
                         help="time RECIPE against its ablations (ratios to the full recipe) instead")
+    parser.add_argument("--vary", nargs="+", default=None, metavar=("RECIPE", "JSON"),
+                        help="time variants of RECIPE (JSON objects of fields to change) against it instead")
     parser.add_argument("--json", default=None, help="also write the report here")
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error(f"--rounds must be a positive integer, got {args.rounds}")
     if not args.seconds > 0:
         parser.error(f"--seconds must be > 0, got {args.seconds}")
+    if args.vary is not None and (len(args.vary) < 2 or args.ablate):
+        parser.error("--vary needs a recipe and at least one JSON object of changes, and excludes --ablate")
 
     from cnnkit.data import load_dataset
     from cnnkit.devices import bf16_hardware
@@ -154,8 +164,23 @@ def main(argv=None) -> int:
 
     from cnnkit.recipes import ablations
 
-    for name in [args.ablate] if args.ablate else args.recipes:
+    for name in [args.ablate] if args.ablate else [args.vary[0]] if args.vary else args.recipes:
         get_recipe(name)  # an unknown name fails now, with the known ones listed
+    varied = {}
+    if args.vary:
+        base = get_recipe(args.vary[0])
+        for text in args.vary[1:]:
+            try:
+                changes = json.loads(text)
+            except json.JSONDecodeError as error:
+                parser.error(f"--vary: {text!r} is not a JSON object of recipe fields ({error})")
+            if not isinstance(changes, dict):
+                parser.error(f"--vary: {text!r} is not a JSON object of recipe fields")
+            changes = {k: tuple(v) if isinstance(v, list) else v for k, v in changes.items()}
+            try:
+                varied[json.dumps(changes, sort_keys=True)] = base.replace(**changes)
+            except (TypeError, ValueError) as error:
+                parser.error(f"--vary: {text!r} does not make a valid {base.name} recipe: {error}")
     versions = setup(seed=0)
     dataset = load_dataset(args.dataset, args.data_dir, download=False)
     if args.ablate:
@@ -169,6 +194,9 @@ def main(argv=None) -> int:
                 seen.add(arithmetic)
                 variants[label] = recipe
         entries = {label: _recipe(recipe, dataset) for label, recipe in variants.items()}
+    elif args.vary:
+        reference = args.vary[0]
+        entries = {reference: _recipe(reference, dataset), **{label: _recipe(r, dataset) for label, r in varied.items()}}
     else:
         reference = "tutorial"
         entries = {"tutorial": _tutorial(dataset), **{name: _recipe(name, dataset) for name in args.recipes}}
@@ -182,7 +210,8 @@ def main(argv=None) -> int:
         print(f"{name:<{width}}{row['precision']:>10}{row['images_per_second_median']:>9.0f}"
               f"{row['predicted_train_seconds_median']:>13.0f}{row['ratio_median']:>12.2f}{low:>9.2f}-{high:.2f}")
     if args.json:
-        out = {"models": report, "reference": reference, "ablate": args.ablate, "rounds": args.rounds,
+        out = {"models": report, "reference": reference, "ablate": args.ablate, "vary": args.vary,
+               "rounds": args.rounds,
                "seconds_per_turn": args.seconds,
                "load_average_before": load_before, "load_average_after": round(os.getloadavg()[0], 2),
                "machine": {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "bf16_hardware": bf16_hardware()},

@@ -356,6 +356,13 @@ def test_speed_ratio_lets_models_take_turns_and_scales_steps_to_a_whole_run():
     refused = subprocess.run([sys.executable, "benchmarks/speed_ratio.py", "--rounds", "0"], capture_output=True,
                              text=True, cwd=REPO, timeout=120)
     assert refused.returncode == 2 and "--rounds must be a positive integer, got 0" in refused.stderr
+    for args, message in ((["--vary", "quick"], "--vary needs a recipe and at least one JSON object"),
+                          (["--vary", "quick", "[1]"], "'[1]' is not a JSON object of recipe fields"),
+                          (["--vary", "quick", '{"widthz": 3}'], "does not make a valid quick recipe"),
+                          (["--vary", "quick", '{"epochs": 0}'], "epochs")):
+        refused = subprocess.run([sys.executable, "benchmarks/speed_ratio.py", *args], capture_output=True,
+                                 text=True, cwd=REPO, timeout=120)
+        assert refused.returncode == 2 and message in refused.stderr, (args, refused.stderr[-300:])
 
 
 def test_speed_ratio_times_an_ablation_against_the_full_recipe(tmp_path):

@@ -49,7 +49,7 @@ from pathlib import Path
 from cnnkit.env import cpu_model
 
 TUTORIAL_EPOCHS, TUTORIAL_BATCH = 10, 32  # as benchmarks/capstone.py trains it
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/capstone.py: the tutorial's model, _training_key
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # capstone.py, recipe_variants.py: shared helpers
 
 
 def _tutorial(dataset):
@@ -169,15 +169,11 @@ def main(argv=None) -> int:
     varied = {}
     if args.vary:
         base = get_recipe(args.vary[0])
+        from recipe_variants import parse_changes
+
         for text in args.vary[1:]:
             try:
-                changes = json.loads(text)
-            except json.JSONDecodeError as error:
-                parser.error(f"--vary: {text!r} is not a JSON object of recipe fields ({error})")
-            if not isinstance(changes, dict):
-                parser.error(f"--vary: {text!r} is not a JSON object of recipe fields")
-            changes = {k: tuple(v) if isinstance(v, list) else v for k, v in changes.items()}
-            try:
+                changes = parse_changes(text)
                 varied[json.dumps(changes, sort_keys=True)] = base.replace(**changes)
             except (TypeError, ValueError) as error:
                 parser.error(f"--vary: {text!r} does not make a valid {base.name} recipe: {error}")

@@ -1,8 +1,8 @@
 """Lookahead on the weights during ``model.fit``: slow weights that the fast ones are pulled back to.
 
 Every ``every`` training steps (k), with t the number of steps taken so far and T the
-total of the run, every floating-point weight of the model (trainable weights and batch
-norm's moving statistics alike) is updated as::
+total of the run, every floating-point weight of the model (trainable or not: batch norm's
+moving statistics too; a frozen weight stays as it is) is updated as::
 
     d(t)  = peak * (t / T) ** power          # the pull grows from 0 towards the end of training
     slow <- slow + (1 - d(t)) * (fast - slow)  # the slow copy moves part of the way to the fast weights
@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from cnnkit._validate import positive_int, real
+from cnnkit.loss_slices import float_weights
 
 __all__ = ["Lookahead", "lookahead_decay"]
 
@@ -54,9 +55,8 @@ class Lookahead(keras.callbacks.Callback):
         self._pairs, self._step = [], 0
 
     def on_train_begin(self, logs=None):
-        weights = [w for w in self.model.weights if w.trainable or "moving" in w.path]
-        weights = [w for w in weights if keras.backend.standardize_dtype(w.dtype) in ("float32", "float64")]
-        self._pairs = [(w, tf.Variable(tf.convert_to_tensor(w.value), trainable=False)) for w in weights]
+        self._pairs = [(w, tf.Variable(tf.convert_to_tensor(w.value), trainable=False))
+                       for w in float_weights(self.model)]
         self._step = 0
 
     def _pull(self, decay: float):

@@ -25,7 +25,7 @@ from cnnkit.weight_directions import filter_normalized_directions
 import_tensorflow()  # before Keras: hides TensorFlow's C++ start-up banner
 import keras
 
-__all__ = ["LossSlice", "loss_between", "loss_line", "loss_on_plane", "loss_slice"]
+__all__ = ["LossSlice", "float_weights", "loss_between", "loss_line", "loss_on_plane", "loss_slice"]
 
 
 @dataclass(frozen=True)
@@ -126,10 +126,10 @@ def loss_between(model, other, x, y, steps: int = 21, *, batch_size: int = 512, 
         raise ValueError(f"steps must be at least 2 (both ends of the line), got {steps}")
     x, y = _data_args(x, y, preprocess)
     evaluate, _, _ = _evaluator(model, x, y, batch_size, from_logits)
-    variables = _float_weights(model)
+    variables = float_weights(model)
     center = [np.array(v.numpy()) for v in variables]
     if isinstance(other, keras.Model):
-        other = [v.numpy() for v in _float_weights(other)]
+        other = [v.numpy() for v in float_weights(other)]
     target = _check_weight_list(other, center, "other", "weight")
     direction = [b - a.astype(np.float64) for a, b in zip(center, target)]
     t = np.linspace(0.0, 1.0, steps)
@@ -137,7 +137,7 @@ def loss_between(model, other, x, y, steps: int = 21, *, batch_size: int = 512, 
     return t, loss, error
 
 
-def _float_weights(model):
+def float_weights(model):
     """The floating-point variables of ``model.weights`` (trainable or not), in that order."""
     return [v for v in model.weights if np.issubdtype(np.dtype(v.dtype), np.floating)]
 

@@ -357,7 +357,7 @@ def test_speed_ratio_lets_models_take_turns_and_scales_steps_to_a_whole_run():
                              text=True, cwd=REPO, timeout=120)
     assert refused.returncode == 2 and "--rounds must be a positive integer, got 0" in refused.stderr
     for args, message in ((["--vary", "quick"], "--vary needs a recipe and at least one JSON object"),
-                          (["--vary", "quick", "[1]"], "'[1]' is not a JSON object of recipe fields"),
+                          (["--vary", "quick", "[1]"], "a variant must be a JSON object of recipe fields, got '[1]'"),
                           (["--vary", "quick", '{"widthz": 3}'], "does not make a valid quick recipe"),
                           (["--vary", "quick", '{"epochs": 0}'], "epochs")):
         refused = subprocess.run([sys.executable, "benchmarks/speed_ratio.py", *args], capture_output=True,

@@ -108,7 +108,7 @@ def run_recipe(name: str, dataset, epochs: int | None = None) -> dict:
             "test_accuracy_plain": evaluation.accuracy, "train_seconds": result.seconds,
             "train_cpu_seconds": result.cpu_seconds, "epochs": result.epochs_run, "best_epoch": result.best_epoch,
             "batch_size": recipe.batch_size, "parameters": int(result.model.count_params()),
-            "n_train": int(len(data.y_train)), "val_accuracy": result.history["val_accuracy"],
+            "n_train": int(len(data.y_train)), "val_accuracy": result.history.get("val_accuracy", []),
             "recipe": recipe.to_dict(), "precision": result.precision, "replicas": result.replicas,
             "load_average_before": load_before, "load_average_after": load_after}
 

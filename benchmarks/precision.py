@@ -73,7 +73,7 @@ def accuracy_check(recipe, data_dir, train_size: int, epochs: int) -> dict:
         evaluation = evaluate(result.model, data, tta=True)
         results[precision] = {"test_accuracy_tta": evaluation.accuracy_tta, "test_accuracy": evaluation.accuracy,
                               "train_seconds": result.seconds, "train_cpu_seconds": result.cpu_seconds,
-                              "val_accuracy": result.history["val_accuracy"]}
+                              "val_accuracy": result.history.get("val_accuracy", [])}
         print(f"{precision:<9} test accuracy {evaluation.accuracy_tta:.2%} (TTA), {evaluation.accuracy:.2%} plain; "
               f"{result.seconds:.0f} s wall, {result.cpu_seconds:.0f} CPU-s", flush=True)
     return {"recipe": recipe.name, "train_size": train_size, "epochs": epochs, "test_size": 2000, **results}

@@ -59,7 +59,7 @@ def run_variant(base, changes: dict, dataset, *, fast: bool = False) -> dict:
             "test_accuracy": accuracy, "train_seconds": round(result.seconds, 1),
             "train_cpu_seconds": round(result.cpu_seconds, 1), "epochs_run": result.epochs_run,
             "n_train": int(len(data.y_train)), "n_test": int(len(data.y_test)),
-            "val_accuracy": [round(v, 4) for v in result.history["val_accuracy"]],
+            "val_accuracy": [round(v, 4) for v in result.history.get("val_accuracy", [])],
             "precision": result.precision, "load_average": load, "cpu": cpu_model(),
             "fast": fast, "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
 

@@ -39,6 +39,9 @@ class Recipe:
     accuracy and keeps the best epoch's weights; 0 trains every epoch of the fixed schedule
     and keeps the last weights (or their average). The average and lookahead need ``patience=0``:
     restoring the best epoch's raw weights would throw it away.
+    ``val_fraction`` of every class is held out to watch the run; 0 trains on every
+    training image with no validation split (it needs ``patience=0``: under a fixed
+    schedule the split serves to choose the recipe, not to train the reported model).
     Augmentation in training: mirror images (``flip``; with ``alternate_flip`` each image is
     mirrored in every other epoch instead of by a fresh coin, :func:`cnnkit.pipeline.alternating_flip`)
     and shifts by up to ``translate`` pixels.
@@ -106,9 +109,11 @@ class Recipe:
                             (self.dropout, "dropout"), (self.bn_momentum, "bn_momentum"),
                             (self.final_lr_fraction, "final_lr_fraction"), (self.ema_momentum, "ema_momentum")):
             probability(value, name)
-        probability(self.val_fraction, "val_fraction")
-        if self.val_fraction == 0:
-            raise ValueError("val_fraction must be > 0: the best checkpoint and early stopping need a validation split")
+        real(self.val_fraction, "val_fraction", low=0.0, high=1.0, high_open=True)
+        if self.val_fraction == 0 and self.patience:
+            raise ValueError(f"val_fraction=0 trains on every training image and leaves no validation split, but "
+                             f"patience={self.patience} asks for early stopping on one: set patience=0 (train the "
+                             "fixed schedule to its end) or hold out a val_fraction > 0")
         real(self.weight_decay, "weight_decay", low=0.0)
         real(self.warmup_epochs, "warmup_epochs", low=0.0, high=self.epochs, high_open=True)
         if self.convs_per_stage not in (1, 2):

@@ -6,7 +6,8 @@
 
 Writes into ``--out``:
 
-* ``model.keras``  -- the model with the best validation accuracy (reload with
+* ``model.keras``  -- the model with the best validation accuracy, or the last one when the
+  recipe trains its fixed schedule to the end (``patience=0``) (reload with
   ``cnnkit.training.load_model``; inputs are standardised images, see metrics.json);
 * ``metrics.json`` -- ``test_accuracy`` (with flip test-time augmentation when the recipe
   asks for it), ``test_accuracy_plain``, ``train_seconds``, ``train_cpu_seconds``,
@@ -220,9 +221,9 @@ def _progress_callback(total_epochs: int):
 
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
-            print(f"epoch {epoch + 1}/{total_epochs}  loss {logs.get('loss', float('nan')):.4f}  "
-                  f"acc {logs.get('accuracy', float('nan')):.4f}  val_loss {logs.get('val_loss', float('nan')):.4f}  "
-                  f"val_acc {logs.get('val_accuracy', float('nan')):.4f}  ({time.perf_counter() - self.start:.1f} s)",
+            shown = [f"{name} {logs[key]:.4f}" for key, name in (("loss", "loss"), ("accuracy", "acc"),
+                     ("val_loss", "val_loss"), ("val_accuracy", "val_acc")) if key in logs]  # no val_*: val_fraction=0
+            print(f"epoch {epoch + 1}/{total_epochs}  {'  '.join(shown)}  ({time.perf_counter() - self.start:.1f} s)",
                   flush=True)
 
     return EpochLine()
@@ -305,7 +306,7 @@ def _train_into(args, out: Path, staging: Path) -> dict:
         "epochs": result.epochs_run,
         "epochs_planned": epochs,
         "best_epoch": result.best_epoch,
-        "best_val_accuracy": max(result.history["val_accuracy"]),
+        "best_val_accuracy": max(result.history["val_accuracy"]) if "val_accuracy" in result.history else None,
         "recipe": recipe.name,
         "recipe_settings": recipe.to_dict(),
         "dataset": data.dataset,

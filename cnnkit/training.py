@@ -175,7 +175,9 @@ def fit_recipe(recipe, data: PreparedData, *, epochs: int | None = None, callbac
     ``checkpoint_path`` is given, the best model is also saved there as ``.keras`` each time
     the validation accuracy improves. With ``patience=0`` every epoch of the schedule runs,
     the last weights (or, with ``ema_momentum``, their moving average) come back, and the
-    checkpoint is written after every epoch.
+    checkpoint is written after every epoch. Data prepared with ``val_fraction=0`` (no
+    validation image) trains on every image, needs ``patience=0`` and leaves the
+    history without ``val_*`` entries.
 
     Devices: the model is built and trained under ``strategy`` (default
     :func:`cnnkit.devices.make_strategy`: one device, all GPUs mirrored, or several
@@ -209,12 +211,18 @@ def fit_recipe(recipe, data: PreparedData, *, epochs: int | None = None, callbac
                           num_classes=data.num_classes, training=True, flip=recipe.flip,
                           translate=recipe.translate, seed=recipe.seed, repeat=True,
                           alternate_flip=recipe.alternate_flip)
-    val = make_pipeline(data.x_val, data.y_val, mean=data.mean, std=data.std, batch_size=1000,
-                        num_classes=data.num_classes)
+    val = None
+    if data.x_val.shape[0]:
+        val = make_pipeline(data.x_val, data.y_val, mean=data.mean, std=data.std, batch_size=1000,
+                            num_classes=data.num_classes)
+    elif recipe.patience:
+        raise ValueError(f"patience={recipe.patience} needs a validation split to stop on, but data.x_val holds no "
+                         "image (prepared with val_fraction=0): use a recipe with patience=0")
     if replicas > 1:  # the pipelines draw indices, not files: each worker takes its share of the batches
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-        train, val = train.with_options(options), val.with_options(options)
+        train = train.with_options(options)
+        val = None if val is None else val.with_options(options)
     extra = []
     if recipe.patience:
         extra.append(keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=recipe.patience,

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cnnkit._validate import positive_int
+from cnnkit._validate import positive_int, real
 from cnnkit.data import stratified_subset, train_val_split
 from cnnkit.normalization import channel_moments
 
@@ -92,8 +92,9 @@ def prepare_data(dataset, *, val_fraction: float = 0.1, seed: int = 0, train_siz
     """Split ``dataset`` (a ``cnnkit.data.Dataset``) into train/val/test and fit the statistics on train only.
 
     ``val_fraction`` of every class of the training set becomes the validation split
-    (stratified, from ``seed``); the test set is left alone. ``train_size`` and
-    ``test_size`` keep stratified subsets (fast runs). The mean and standard deviation
+    (stratified, from ``seed``); ``val_fraction=0`` keeps every image for training and
+    leaves an empty validation split (0 images, same shapes otherwise). The test set is
+    left alone. ``train_size`` and ``test_size`` keep stratified subsets (fast runs). The mean and standard deviation
     are computed on the training split, after the split, so neither the validation
     nor the test images leak into them.
     """
@@ -105,7 +106,10 @@ def prepare_data(dataset, *, val_fraction: float = 0.1, seed: int = 0, train_siz
         x, y = stratified_subset(x, y, positive_int(train_size, "train_size"), seed=seed)
     if test_size is not None:
         x_test, y_test = stratified_subset(x_test, y_test, positive_int(test_size, "test_size"), seed=seed)
-    (x_tr, y_tr), (x_val, y_val) = train_val_split(x, y, val_fraction=val_fraction, seed=seed)
+    if real(val_fraction, "val_fraction", low=0.0, high=1.0, high_open=True) == 0:
+        (x_tr, y_tr), (x_val, y_val) = (x, y), (x[:0], y[:0])  # the pipelines shuffle: no copy needed
+    else:
+        (x_tr, y_tr), (x_val, y_val) = train_val_split(x, y, val_fraction=val_fraction, seed=seed)
     mean, std = channel_statistics(x_tr)
     return PreparedData(x_tr, y_tr.astype(np.int64), x_val, y_val.astype(np.int64), x_test,
                         y_test.astype(np.int64), mean, std, tuple(dataset.class_names),

@@ -8,7 +8,8 @@
 
 "Before any data is loaded" is shown by asking for CIFAR-10 from a folder that does not
 exist: a run that got as far as the data would exit 3 ("could not be loaded") instead of 2.
-Only one test trains (fast mode, offline dataset, one epoch).
+Two tests train (fast mode, offline dataset, one epoch): the README command, and a recipe
+with no validation split (``val_fraction=0``) run in this process.
 """
 from __future__ import annotations
 
@@ -69,6 +70,24 @@ def test_readme_command_creates_parents_then_keeps_the_model_unless_overwrite(tm
     assert "model.keras" in again.stderr and "--overwrite" in again.stderr
     assert "dataset:" not in again.stdout and "recipe 'quick'" not in again.stdout  # stopped before the data
     assert _snapshot(tmp_path) == before and _partials(tmp_path) == []
+
+
+def test_a_recipe_without_validation_split_trains_on_every_image_and_says_so(tmp_path, monkeypatch, capsys):
+    import json
+
+    from cnnkit.recipes import RECIPES
+
+    monkeypatch.setitem(RECIPES, "quick", RECIPES["quick"].replace(widths=(8,), residual=(False,), patience=0,
+                                                                   val_fraction=0.0))
+    assert cli.main(["--recipe", "quick", "--out", str(tmp_path / "run"), "--dataset", "offline", "--fast",
+                     "--epochs", "1"]) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert (metrics["n_train"], metrics["n_val"], metrics["best_val_accuracy"]) == (cli.FAST_TRAIN, 0, None)
+    assert metrics["recipe_settings"]["val_fraction"] == 0.0 and metrics["best_epoch"] == 1
+    assert not any(key.startswith("val_") for key in metrics["history"])
+    out = capsys.readouterr().out
+    assert "epoch 1/1  loss " in out and "val_" not in out.split("epoch 1/1")[1].splitlines()[0]
+    assert (tmp_path / "run" / "model.keras").is_file() and (tmp_path / "run" / "curves.png").is_file()
 
 
 def test_earlier_run_is_refused_before_the_data_is_loaded(tmp_path):

@@ -58,7 +58,8 @@ def test_recipes_are_frozen_complete_and_json_ready():
     ({"label_smoothing": 1.5}, "label_smoothing"), ({"residual": (True,)}, "residual"),
     ({"warmup_epochs": 99}, "warmup_epochs"), ({"learning_rate": -1.0}, "learning_rate"),
     ({"widths": ()}, "widths"), ({"whiten_patch": 5}, "whiten_patch"), ({"whiten_stride": 3}, "whiten_stride"),
-    ({"val_fraction": 0.0}, "val_fraction"), ({"learning_rate": float("nan")}, "learning_rate"),
+    ({"val_fraction": 0.0}, r"val_fraction=0 .* patience=4 asks for early stopping"),
+    ({"val_fraction": 1.0}, "val_fraction"), ({"val_fraction": -0.1}, "val_fraction"), ({"learning_rate": float("nan")}, "learning_rate"),
     ({"weight_decay": float("inf")}, "weight_decay"), ({"translate": True}, "translate"),
     ({"flip": "yes"}, "flip"), ({"seed": -1}, "seed"), ({"logit_scale": 0}, "logit_scale"),
     ({"tta": False, "tta_translate": 1}, "tta_translate=1 needs tta=True"), ({"tta_translate": 9}, "tta_translate"),
@@ -115,6 +116,39 @@ def test_prepare_data_fits_statistics_on_the_training_split_only():
     # the validation images are taken out of the training set, not shared with it
     train_rows = {row.tobytes() for row in data.x_train.reshape(len(data.x_train), -1)}
     assert not any(row.tobytes() in train_rows for row in data.x_val.reshape(len(data.x_val), -1))
+
+
+def test_prepare_data_with_no_validation_split_keeps_every_training_image():
+    from cnnkit.data import load_dataset
+
+    ds = load_dataset("offline")
+    data = T.prepare_data(ds, val_fraction=0, seed=0, train_size=1000, test_size=200)
+    assert (len(data.x_train), len(data.x_val), len(data.y_val), len(data.x_test)) == (1000, 0, 0, 200)
+    assert data.x_val.shape[1:] == data.x_train.shape[1:] and data.x_val.dtype == np.uint8
+    kept = T.prepare_data(ds, val_fraction=0.2, seed=0, train_size=1000, test_size=200)
+    everything = np.concatenate([kept.x_train, kept.x_val])  # the same 1,000 images, none held out
+    assert sorted(r.tobytes() for r in data.x_train.reshape(1000, -1)) == sorted(
+        r.tobytes() for r in everything.reshape(1000, -1))
+    np.testing.assert_array_equal(data.mean, T.channel_statistics(data.x_train)[0])
+    for bad in (-0.1, 1.0, True, "0"):
+        with pytest.raises((TypeError, ValueError), match="val_fraction"):
+            T.prepare_data(ds, val_fraction=bad, train_size=100, test_size=20)
+
+
+def test_fit_recipe_without_a_validation_split_trains_on_every_image(tf, tmp_path):
+    from cnnkit.data import load_dataset
+
+    data = T.prepare_data(load_dataset("offline"), val_fraction=0, train_size=40, test_size=20)
+    recipe = T.RECIPES["quick"].replace(widths=(4,), residual=(False,), batch_size=10, epochs=2, patience=0,
+                                        val_fraction=0.0)
+    result = T.fit_recipe(recipe, data, checkpoint_path=tmp_path / "model.keras")
+    assert result.steps_per_epoch == 4 and result.epochs_run == result.best_epoch == 2  # 40 images, batch 10
+    assert not any(key.startswith("val_") for key in result.history)
+    reloaded = T.load_model(tmp_path / "model.keras")  # written after the last epoch
+    for got, want in zip(reloaded.get_weights(), result.model.get_weights()):
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError, match=r"patience=4 needs a validation split .* val_fraction=0"):
+        T.fit_recipe(recipe.replace(patience=4, val_fraction=0.5), data)
 
 
 # --------------------------------------------------------------------------- pipeline

@@ -384,3 +384,45 @@ def test_speed_ratio_times_an_ablation_against_the_full_recipe(tmp_path):
     assert models["full"]["ratio_median"] == 1.0
     assert all(row["ratio_median"] > 0 and len(row["ms_per_step"]) == 1 for row in models.values())
     assert "x full" in done.stdout and not list(tmp_path.glob(".*partial"))
+
+
+def _benchmark_module(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_jpeg_recompression_keeps_shape_and_loses_more_at_lower_quality():
+    jpeg = _benchmark_module("jpeg_quality")
+    rng = np.random.default_rng(0)
+    smooth = np.repeat(np.repeat(rng.integers(0, 256, (6, 8, 8, 3)), 4, axis=1), 4, axis=2).astype(np.uint8)
+    changes = {}
+    for quality in (90, 50, 10):
+        out = jpeg.recompress(smooth, quality)
+        assert out.shape == smooth.shape and out.dtype == np.uint8
+        changes[quality] = np.mean(np.abs(out.astype(int) - smooth.astype(int)))
+    assert 0 < changes[90] < changes[50] < changes[10]
+    for bad in (0, 96, 50.0, True):
+        with pytest.raises(ValueError, match="quality must be an integer in 1..95"):
+            jpeg.recompress(smooth, bad)
+    with pytest.raises(ValueError, match=r"uint8 of shape \(N, H, W, 3\), got float64"):
+        jpeg.recompress(smooth.astype(float), 50)
+
+
+def test_jpeg_benchmark_trains_both_models_on_the_recompressed_copy(tmp_path):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    out = tmp_path / "jpeg.json"
+    base = [sys.executable, "benchmarks/jpeg_quality.py", "--dataset", "offline", "--fast", "--json", str(out)]
+    refused = subprocess.run([*base, "--quality", "0"], capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
+    assert refused.returncode == 2 and "--quality must be in 1..95, got 0" in refused.stderr and not out.exists()
+    done = subprocess.run([*base, "--quality", "40"], capture_output=True, text=True, cwd=REPO, env=env, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads(out.read_text())
+    assert record["quality"] == 40 and record["mean_abs_pixel_change"] > 0 and set(record["results"]) == {
+        "tutorial", "quick"}
+    for result in record["results"].values():
+        assert 0.0 <= result["test_accuracy"] <= 1.0 and result["train_seconds"] > 0

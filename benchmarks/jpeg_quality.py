@@ -70,7 +70,7 @@ def main(argv=None) -> int:
     if unknown or not models:
         parser.error(f"--models: unknown {sorted(unknown) or models!r}; choose from tutorial, quick, good")
 
-    from capstone import _load, run_recipe, run_tutorial
+    from capstone import _load, _write_atomic, run_recipe, run_tutorial
 
     from cnnkit.data import load_dataset, stratified_subset
     from cnnkit.env import cpu_model, import_tensorflow, setup
@@ -101,12 +101,8 @@ def main(argv=None) -> int:
     record = {"quality": args.quality, "mean_abs_pixel_change": round(change, 3), "fast": args.fast,
               "dataset": dataset.name, "cpu": cpu_model(), "cpu_count": os.cpu_count(), "results": results,
               "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.partial")
-    partial.write_text(json.dumps(record, indent=2))
-    os.replace(partial, out)
-    print(f"wrote {out}")
+    _write_atomic(Path(args.json), json.dumps(record, indent=2))
+    print(f"wrote {args.json}")
     return 0
 
 

@@ -94,9 +94,9 @@ def prepare_data(dataset, *, val_fraction: float = 0.1, seed: int = 0, train_siz
     ``val_fraction`` of every class of the training set becomes the validation split
     (stratified, from ``seed``); ``val_fraction=0`` keeps every image for training and
     leaves an empty validation split (0 images, same shapes otherwise). The test set is
-    left alone. ``train_size`` and ``test_size`` keep stratified subsets (fast runs). The mean and standard deviation
-    are computed on the training split, after the split, so neither the validation
-    nor the test images leak into them.
+    left alone. ``train_size`` and ``test_size`` keep stratified subsets (fast runs). The
+    mean and standard deviation are computed on the training split, after the split, so
+    neither the validation nor the test images leak into them.
     """
     x, y = np.asarray(dataset.x_train), np.asarray(dataset.y_train)
     x_test, y_test = np.asarray(dataset.x_test), np.asarray(dataset.y_test)

@@ -38,7 +38,8 @@ from keras import layers  # noqa: E402
 
 def small_cnn(input_shape=(32, 32, 3), classes: int = 10, *, widths=(32, 64, 128),
               batch_norm: bool = False, dropout: float = 0.0, seed: int = 0, name: str = "small_cnn",
-              kernel_initializer="glorot_uniform", bn_momentum: float = 0.99, convs_per_block: int = 1):
+              kernel_initializer="glorot_uniform", bn_momentum: float = 0.99, convs_per_block: int = 1,
+              head: str = "gap"):
     """A VGG-style CNN: per width, (Conv3x3 -> [BN] -> ReLU) x n -> MaxPool2x2 -> [Dropout]; then GAP -> Dense.
 
     Shapes: input ``input_shape`` (H, W, C); output (classes,) softmax
@@ -52,6 +53,10 @@ def small_cnn(input_shape=(32, 32, 3), classes: int = 10, *, widths=(32, 64, 128
     block's width before its pooling: a deeper network on the same image size.
     Convolutions, batch norms and ReLUs are numbered through the whole network
     (``conv1`` ... ``conv{len(widths) * n}``), poolings and dropouts per block.
+    ``head``: ``"gap"`` averages each channel of the last block's (h, w, C) maps (C
+    features, ``(C + 1) * classes`` head weights); ``"flatten"`` keeps every position
+    (h * w * C features, ``(h*w*C + 1) * classes`` weights), a head with enough
+    weights to memorise a small training set.
     """
     if len(tuple(widths)) == 0:
         raise ValueError("widths must name at least one block, got an empty sequence")
@@ -61,6 +66,8 @@ def small_cnn(input_shape=(32, 32, 3), classes: int = 10, *, widths=(32, 64, 128
     dropout = probability(dropout, "dropout")
     bn_momentum = probability(bn_momentum, "bn_momentum")
     convs_per_block = positive_int(convs_per_block, "convs_per_block")
+    if head not in ("gap", "flatten"):
+        raise ValueError(f"head must be 'gap' (global average pooling) or 'flatten', got {head!r}")
     keras.utils.set_random_seed(non_negative_int(seed, "seed"))
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = inputs
@@ -74,7 +81,7 @@ def small_cnn(input_shape=(32, 32, 3), classes: int = 10, *, widths=(32, 64, 128
         x = layers.MaxPooling2D(2, name=f"pool{i}")(x)
         if dropout:
             x = layers.Dropout(dropout, name=f"drop{i}")(x)
-    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x) if head == "gap" else layers.Flatten(name="flatten")(x)
     outputs = layers.Dense(classes, activation="softmax", kernel_initializer=kernel_initializer, name="classifier")(x)
     return keras.Model(inputs, outputs, name=name)
 

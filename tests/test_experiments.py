@@ -27,6 +27,21 @@ def test_small_cnn_layout():
     assert not any(isinstance(layer, (keras.layers.Dropout, keras.layers.BatchNormalization)) for layer in plain.layers)
 
 
+def test_small_cnn_flatten_head_keeps_every_position():
+    """The flatten head sees h*w*C features: (4*4*8 + 1)*4 head weights on 16x16 images after two poolings."""
+    gap = experiments.small_cnn((16, 16, 3), 4, widths=(8, 8), seed=0)
+    flat = experiments.small_cnn((16, 16, 3), 4, widths=(8, 8), seed=0, head="flatten")
+    assert flat.get_layer("flatten").output.shape == (None, 4 * 4 * 8)
+    assert flat.get_layer("classifier").count_params() == (4 * 4 * 8 + 1) * 4
+    assert gap.get_layer("classifier").count_params() == (8 + 1) * 4
+    reference = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(8, 3, padding="same"),
+                                  keras.layers.MaxPooling2D(2), keras.layers.Conv2D(8, 3, padding="same"),
+                                  keras.layers.MaxPooling2D(2), keras.layers.Flatten(), keras.layers.Dense(4)])
+    assert flat.count_params() == reference.count_params()
+    x = np.random.default_rng(0).uniform(size=(2, 16, 16, 3)).astype("float32")
+    np.testing.assert_allclose(np.asarray(flat(x)).sum(axis=1), 1.0, rtol=1e-5)  # softmax rows
+
+
 def test_training_history_describes_the_trained_model(toy):
     x, y = toy
     model = experiments.small_cnn((16, 16, 3), 4, widths=(8, 8), batch_norm=True, dropout=0.2)
@@ -65,6 +80,7 @@ def test_compare_trains_one_fresh_model_per_builder_with_overrides(toy):
     (lambda m, d: experiments.small_cnn(widths=()), ValueError, "widths must name at least one block"),
     (lambda m, d: experiments.small_cnn(classes=0), ValueError, "classes must be a positive integer"),
     (lambda m, d: experiments.small_cnn(bn_momentum=1.0), ValueError, r"bn_momentum must be a number in \[0, 1\)"),
+    (lambda m, d: experiments.small_cnn(head="dense"), ValueError, "head must be 'gap' .* or 'flatten', got 'dense'"),
 ])
 def test_bad_arguments_are_named(toy, call, error, message):
     model = experiments.small_cnn((16, 16, 3), 4, widths=(4,))

@@ -44,6 +44,7 @@ import time
 from pathlib import Path
 
 from cnnkit.env import cpu_model
+from cnnkit.files import write_atomic
 
 TARGETS = {"quick": (0.85, 1.0), "good": (0.90, 5.0)}  # (accuracy at least, time ratio at most)
 FAST_TRAIN, FAST_TEST = 2000, 500  # images kept with --fast (as python -m cnnkit.train --fast)
@@ -162,13 +163,6 @@ def ablate(recipe, data, *, epochs: int | None = None, tricks=None, fit=None, lo
     return rows
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text)
-    os.replace(partial, path)
-
-
 def run_ablation(args, dataset, machine: dict) -> int:
     from cnnkit.recipes import get_recipe
     from cnnkit.training import prepare_data
@@ -191,8 +185,8 @@ def run_ablation(args, dataset, machine: dict) -> int:
               "fast": bool(args.fast), "machine": machine, "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
     out = Path(args.json)
     markdown = Path(args.markdown) if args.markdown else out.with_suffix(".md")
-    _write_atomic(out, json.dumps(report, indent=2))
-    _write_atomic(markdown, table)
+    write_atomic(out, json.dumps(report, indent=2))
+    write_atomic(markdown, table)
     print(f"wrote {out} and {markdown}")
     return 0
 
@@ -294,7 +288,7 @@ def main(argv=None) -> int:
     }
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
+    write_atomic(out, json.dumps(report, indent=2))
     print(f"\nwrote {out}")
     return 0
 

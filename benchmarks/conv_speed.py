@@ -140,8 +140,9 @@ def main(argv=None) -> None:
               "(other programs on the machine slow both sides unevenly)")
     results = run(args.repeats, threads=args.threads)
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(results, fh, indent=1)
+        from cnnkit.files import write_atomic
+
+        write_atomic(args.json, json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

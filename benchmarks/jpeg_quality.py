@@ -70,10 +70,11 @@ def main(argv=None) -> int:
     if unknown or not models:
         parser.error(f"--models: unknown {sorted(unknown) or models!r}; choose from tutorial, quick, good")
 
-    from capstone import _load, _write_atomic, run_recipe, run_tutorial
+    from capstone import _load, run_recipe, run_tutorial
 
     from cnnkit.data import load_dataset, stratified_subset
     from cnnkit.env import cpu_model, import_tensorflow, setup
+    from cnnkit.files import write_atomic
 
     setup(seed=0)
     import_tensorflow()
@@ -101,7 +102,7 @@ def main(argv=None) -> int:
     record = {"quality": args.quality, "mean_abs_pixel_change": round(change, 3), "fast": args.fast,
               "dataset": dataset.name, "cpu": cpu_model(), "cpu_count": os.cpu_count(), "results": results,
               "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
-    _write_atomic(Path(args.json), json.dumps(record, indent=2))
+    write_atomic(Path(args.json), json.dumps(record, indent=2))
     print(f"wrote {args.json}")
     return 0
 

@@ -39,7 +39,8 @@ import nbformat
 import psutil
 from nbclient import NotebookClient
 
-from cnnkit.instructor.notebooks import dumps, write_atomic
+from cnnkit.files import write_atomic
+from cnnkit.instructor.notebooks import dumps
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "lessons.json"
@@ -210,7 +211,7 @@ def main() -> None:
         for cell in sorted(r["cells"], key=lambda c: -c["peak_mib"])[:args.cells]:
             print(f"    cell {cell['cell']:>3} {cell['peak_mib']:>6} MiB  {cell['code']}")
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        write_atomic(args.json, json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 
 from cnnkit.env import cpu_model
+from cnnkit.files import write_atomic
 
 
 def _model(recipe, precision: str, steps_per_epoch: int):
@@ -150,10 +151,7 @@ def main(argv=None) -> int:
 
 
 def _write_json(out: Path, report: dict) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.partial")
-    partial.write_text(json.dumps(report, indent=2))
-    os.replace(partial, out)
+    write_atomic(out, json.dumps(report, indent=2))
     print(f"wrote {out}")
 
 

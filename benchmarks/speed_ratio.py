@@ -47,6 +47,7 @@ import time
 from pathlib import Path
 
 from cnnkit.env import cpu_model
+from cnnkit.files import write_atomic
 
 TUTORIAL_EPOCHS, TUTORIAL_BATCH = 10, 32  # as benchmarks/capstone.py trains it
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # capstone.py, recipe_variants.py: shared helpers
@@ -214,10 +215,7 @@ def main(argv=None) -> int:
                "versions": {"python": sys.version.split()[0], **versions},
                "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
         path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.partial")
-        partial.write_text(json.dumps(out, indent=2))
-        os.replace(partial, path)
+        write_atomic(path, json.dumps(out, indent=2))
         print(f"wrote {path}")
     return 0
 

@@ -224,7 +224,8 @@ def sync_notebook(nb, rel: str, version: str | None = None) -> None:
 def sync(root, check_only: bool = False, version: str | None = None) -> list[Path]:
     """Sync every notebook of ``root``/notebooks and ``root``/solutions; return those that changed
     (with ``check_only``: that would change, and write nothing)."""
-    from cnnkit.instructor.notebooks import dumps, read_notebook, write_atomic
+    from cnnkit.files import write_atomic
+    from cnnkit.instructor.notebooks import dumps, read_notebook
 
     root = Path(root)
     stale = []

@@ -16,8 +16,9 @@ import sys
 from pathlib import Path
 
 from cnnkit.checkout import checkout_root
+from cnnkit.files import write_atomic
 from cnnkit.instructor import report
-from cnnkit.instructor.notebooks import NotANotebookError, build_all, write_atomic
+from cnnkit.instructor.notebooks import NotANotebookError, build_all
 
 # files and folders of a checkout that make up the student bundle (no solutions, no tests)
 RELEASE = ("README.md", "LICENSE", "pyproject.toml", "environment.yml", "postBuild", "kit", "cnnkit",

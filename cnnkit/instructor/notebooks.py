@@ -17,10 +17,11 @@ from __future__ import annotations
 import copy
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import nbformat
+
+from cnnkit.files import write_atomic
 
 MAX_NOTEBOOK_BYTES = 32 * 2**20
 
@@ -139,19 +140,6 @@ def build_exercise(solution: nbformat.NotebookNode, where: str = "solution") -> 
 def dumps(nb) -> str:
     """Stable JSON for a notebook (sorted keys, indent 1, trailing newline)."""
     return nbformat.writes(nb) + "\n"
-
-
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes files private; these are ordinary course files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def build_all(solutions: Path, exercises: Path, check_only: bool = False) -> list[Path]:

@@ -7,8 +7,8 @@ import json
 import re
 from pathlib import Path
 
+from cnnkit.files import write_atomic
 from cnnkit.instructor.grade import CheckResult, Grade
-from cnnkit.instructor.notebooks import write_atomic
 
 
 def format_points(x: float) -> str:

@@ -426,3 +426,43 @@ def test_jpeg_benchmark_trains_both_models_on_the_recompressed_copy(tmp_path):
         "tutorial", "quick"}
     for result in record["results"].values():
         assert 0.0 <= result["test_accuracy"] <= 1.0 and result["train_seconds"] > 0
+
+
+def test_optimizer_rates_chooses_on_validation_never_on_test():
+    rates = _benchmark_module("optimizer_rates")
+
+    def run(optimizer, rate, seed, val, test):
+        return {"optimizer": optimizer, "learning_rate": rate, "seed": seed, "val_accuracy": val, "test_accuracy": test}
+
+    runs = [run("sgd", 0.01, 0, 0.30, 0.90), run("sgd", 0.01, 1, 0.32, 0.80),   # best on test, worse on validation
+            run("sgd", 0.1, 1, 0.41, 0.20), run("sgd", 0.1, 0, 0.40, 0.25),
+            run("adam", 0.001, 0, 0.50, 0.45), run("adam", 0.001, 1, 0.50, 0.47),
+            run("adam", 0.003, 0, 0.50, 0.60), run("adam", 0.003, 1, 0.50, 0.62)]  # a tie on validation
+    chosen = rates.choose(runs)
+    assert chosen["sgd"]["learning_rate"] == 0.1 and chosen["sgd"]["test"] == [0.25, 0.20]  # in seed order
+    assert math.isclose(chosen["sgd"]["val_mean"], 0.405) and math.isclose(chosen["sgd"]["test_mean"], 0.225)
+    assert chosen["sgd"]["at_grid_edge"]
+    assert chosen["adam"]["learning_rate"] == 0.001  # ties go to the smaller rate
+    table = rates.markdown(chosen, runs)
+    assert "| adam | 0.001 (grid edge) | 50.0% | 46.0% [45.0%, 47.0%] | 45.0%, 47.0% |" in table
+    assert "| sgd | 0.01 | 31.0% |" in table
+    with pytest.raises(ValueError, match="runs is empty"):
+        rates.choose([])
+    with pytest.raises(ValueError, match=r"sgd: every rate needs the same number of seeds, got \{0.01: 2, 0.1: 1\}"):
+        rates.choose(runs[:3])
+
+
+def test_optimizer_rates_smoke_run_offline(tmp_path):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    out = tmp_path / "rates.json"
+    done = subprocess.run([sys.executable, "benchmarks/optimizer_rates.py", "--dataset", "offline", "--fast",
+                           "--json", str(out)], capture_output=True, text=True, cwd=REPO, env=env, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads(out.read_text())
+    grid = record["setup"]["grid"]
+    assert len(record["runs"]) == sum(map(len, grid.values())) * len(record["setup"]["seeds"])
+    assert set(record["chosen"]) == set(grid)
+    for name, c in record["chosen"].items():
+        assert c["learning_rate"] in grid[name] and len(c["test"]) == len(record["setup"]["seeds"])
+        assert all(0.0 <= t <= 1.0 for t in c["test"])

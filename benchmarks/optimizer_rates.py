@@ -127,7 +127,7 @@ def main(argv=None) -> int:
                 model = experiments.small_cnn(seed=seed)
                 history = experiments.train(model, (x_tr, y_tr), (x_val, y_val), epochs=epochs, batch_size=BATCH,
                                             optimizer=optimizer, learning_rate=rate, seed=seed)
-                test_loss, test_accuracy = model.evaluate(test_ds, verbose=0)
+                _, test_accuracy = model.evaluate(test_ds, verbose=0)
                 runs.append({"optimizer": optimizer, "learning_rate": rate, "seed": seed,
                              "val_accuracy": history["val_accuracy"][-1], "test_accuracy": float(test_accuracy),
                              "train_loss": history["loss"][-1], "seconds": round(history["seconds"], 1)})

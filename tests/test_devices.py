@@ -153,9 +153,9 @@ def test_split_cpu_after_initialisation_says_why(tf):
         D.split_cpu(2)
 
 
-def _subprocess_env() -> dict:
+def _subprocess_env(**extra) -> dict:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])), **extra}
     env.pop("TF_CONFIG", None)
     return env
 
@@ -250,8 +250,7 @@ def test_each_ablation_changes_only_its_own_fields():
 
 def test_ablation_loop_writes_markdown_and_json(tmp_path):
     """The whole ``--ablate`` command on the offline data, a few hundred images, one epoch each."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "", "CNNKIT_FAST": "1",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    env = _subprocess_env(CNNKIT_FAST="1")
     out = tmp_path / "ablation.json"
     command = [sys.executable, "benchmarks/capstone.py", "--ablate", "--dataset", "offline", "--fast",
                "--train-size", "600", "--epochs", "1", "--json", str(out)]
@@ -282,8 +281,7 @@ def test_ablation_loop_writes_markdown_and_json(tmp_path):
 
 def test_recipe_variants_append_one_line_per_variant_and_refuse_bad_ones_first(tmp_path):
     """benchmarks/recipe_variants.py on the offline data: each variant trained once, four accuracies each."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    env = _subprocess_env()
     out = tmp_path / "variants.jsonl"
     base = [sys.executable, "benchmarks/recipe_variants.py", "--dataset", "offline", "--fast", "--out", str(out)]
     first = '{"widths": [8, 16, 16], "epochs": 1, "warmup_epochs": 0.5}'
@@ -367,8 +365,7 @@ def test_speed_ratio_lets_models_take_turns_and_scales_steps_to_a_whole_run():
 
 def test_speed_ratio_times_an_ablation_against_the_full_recipe(tmp_path):
     """--ablate: every variant that trains different arithmetic, each timed against 'full'."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    env = _subprocess_env()
     out = tmp_path / "ablation_speed.json"
     done = subprocess.run([sys.executable, "benchmarks/speed_ratio.py", "--dataset", "offline", "--ablate", "quick",
                            "--rounds", "1", "--seconds", "0.05", "--json", str(out)],
@@ -413,8 +410,7 @@ def test_jpeg_recompression_keeps_shape_and_loses_more_at_lower_quality():
 
 
 def test_jpeg_benchmark_trains_both_models_on_the_recompressed_copy(tmp_path):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    env = _subprocess_env()
     out = tmp_path / "jpeg.json"
     base = [sys.executable, "benchmarks/jpeg_quality.py", "--dataset", "offline", "--fast", "--json", str(out)]
     refused = subprocess.run([*base, "--quality", "0"], capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
@@ -453,8 +449,7 @@ def test_optimizer_rates_chooses_on_validation_never_on_test():
 
 
 def test_optimizer_rates_smoke_run_offline(tmp_path):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    env = _subprocess_env()
     out = tmp_path / "rates.json"
     done = subprocess.run([sys.executable, "benchmarks/optimizer_rates.py", "--dataset", "offline", "--fast",
                            "--json", str(out)], capture_output=True, text=True, cwd=REPO, env=env, timeout=900)

@@ -32,6 +32,12 @@ evaluated on that model instead of trained again; the table says so::
 
     python benchmarks/capstone.py --ablate --data-dir /work/cifar --json runs/ablation.json
     python benchmarks/capstone.py --ablate --dataset offline --fast --epochs 1   # a smoke run
+
+An ablation recorded in parts (``--tricks``), and the step times that
+``benchmarks/speed_ratio.py --ablate`` measured in turns, are joined into one report with
+``--merge`` (``cnnkit.ablation.merge``; the parts must agree on the full recipe's accuracy)::
+
+    python benchmarks/capstone.py --merge part1.json part2.json --speed speed.json --json ablation.json
 """
 from __future__ import annotations
 
@@ -173,22 +179,48 @@ def run_ablation(args, dataset, machine: dict) -> int:
                         test_size=FAST_TEST if args.fast else None)
     epochs = args.epochs or (1 if args.fast else None)
     rows = ablate(recipe, data, epochs=epochs, tricks=args.tricks)
-    title = (f"Ablation of the {recipe.name!r} recipe: {data.dataset}, {len(data.y_train)} training images, "
-             f"{epochs or recipe.epochs} epoch(s), {machine['cpu']}")
-    from cnnkit.ablation import markdown
-
-    table = markdown(rows, title)
-    print()
-    print(table)
     report = {"rows": rows, "recipe": recipe.to_dict(), "epochs": epochs or recipe.epochs,
               "dataset": data.dataset, "n_train": int(len(data.y_train)), "n_test": int(len(data.y_test)),
               "fast": bool(args.fast), "machine": machine, "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+    return _write_ablation(report, args)
+
+
+def _write_ablation(report: dict, args) -> int:
+    """Print ``report``'s table, then write it as JSON to ``--json`` and as Markdown beside it (or ``--markdown``)."""
+    from cnnkit.ablation import markdown
+
+    table = markdown(report["rows"], f"Ablation of the {report['recipe']['name']!r} recipe: {report['dataset']}, "
+                     f"{report['n_train']} training images, {report['epochs']} epoch(s), {report['machine']['cpu']}")
+    print()
+    print(table)
     out = Path(args.json)
-    markdown = Path(args.markdown) if args.markdown else out.with_suffix(".md")
+    markdown_path = Path(args.markdown) if args.markdown else out.with_suffix(".md")
     write_atomic(out, json.dumps(report, indent=2))
-    write_atomic(markdown, table)
-    print(f"wrote {out} and {markdown}")
+    write_atomic(markdown_path, table)
+    print(f"wrote {out} and {markdown_path}")
     return 0
+
+
+def _read_json(path: str, what: str):
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as err:
+        raise SystemExit(f"error: cannot read {what} {path}: {err.strerror}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise SystemExit(f"error: {path} is not JSON ({what} expected): {err}") from None
+
+
+def run_merge(args) -> int:
+    """``--merge``: join ablation parts (and ``--speed`` step times) into one report; trains nothing."""
+    from cnnkit.ablation import merge, with_step_times
+
+    try:
+        report = merge([_read_json(path, "an ablation report") for path in args.merge])
+        if args.speed:
+            report = with_step_times(report, _read_json(args.speed, "a speed_ratio.py --ablate report"))
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
+    return _write_ablation(report, args)
 
 
 def main(argv=None) -> int:
@@ -211,7 +243,17 @@ def main(argv=None) -> int:
                         help=f"--ablate on {FAST_TRAIN} training and {FAST_TEST} test images, 1 epoch unless --epochs")
     parser.add_argument("--epochs", type=int, default=None, help="--ablate: epochs per run (default: the recipe's)")
     parser.add_argument("--train-size", type=int, default=None, help="--ablate: training images kept")
+    parser.add_argument("--merge", nargs="+", default=None, metavar="PART",
+                        help="join the JSON of ablation runs of one recipe (--tricks in parts) into --json; trains nothing")
+    parser.add_argument("--speed", default=None,
+                        help="--merge: add the step-time ratios of this speed_ratio.py --ablate JSON")
     args = parser.parse_args(argv)
+    if args.speed and not args.merge:
+        parser.error("--speed goes with --merge")
+    if args.merge:
+        if args.json == parser.get_default("json"):
+            parser.error("--merge needs --json, the file to write")
+        return run_merge(args)
     for name in ("epochs", "train_size"):
         value = getattr(args, name)
         if value is not None and value < 1:

@@ -13,7 +13,7 @@ optimiser, three seeds each, and then:
 
 Every run is kept in the record, so a reader can check the choice::
 
-    python benchmarks/optimizer_rates.py --data-dir /work/cifar --json benchmarks/results/optimizer_rates.json
+    python benchmarks/optimizer_rates.py --data-dir /work/cifar --json cnnkit/results/optimizer_rates.json
     python benchmarks/optimizer_rates.py --dataset offline --fast --json /tmp/rates.json   # smoke run
 """
 from __future__ import annotations
@@ -86,23 +86,86 @@ def markdown(chosen: dict[str, dict], runs: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def reusable_runs(path: str | None, setup: dict) -> dict:
+    """The runs of an earlier record at ``path`` made with the same ``setup`` (its grid aside), by
+    (optimiser, rate, seed); ``{}`` when ``path`` is None. Each training is seeded, so the same
+    setup retrains to the same result: a grid can be widened without training its old points again.
+    Raises ``ValueError`` naming the first setting that differs."""
+    if path is None:
+        return {}
+    try:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+        earlier = record["setup"]
+        runs = record["runs"]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ValueError(f"--reuse {path}: not a record of this benchmark ({type(err).__name__}: {err})") from None
+    for key in sorted(set(setup) | set(earlier)):
+        if key != "grid" and setup.get(key) != earlier.get(key):
+            raise ValueError(f"--reuse {path}: its {key} is {earlier.get(key)!r}, this run's {setup.get(key)!r}; "
+                             "only runs of the same setup can be reused")
+    return {(run["optimizer"], float(run["learning_rate"]), run["seed"]): run for run in runs}
+
+
+def run_grid(grid: dict, seeds, train_one, setup: dict, out: Path, reuse: dict | None = None) -> dict:
+    """Train every (seed, optimiser, rate) of ``grid``, choose the rates, write the record to ``out``.
+
+    ``train_one(optimizer, rate, seed)`` builds and trains one network on a fresh Keras
+    session and returns its history (``cnnkit.experiments.fit``'s dict) and test accuracy.
+    Each run keeps its last validation accuracy (the choice), its test accuracy (the
+    report), the validation curve, the last training loss and its seconds. A point found in
+    ``reuse`` (:func:`reusable_runs`) is taken from there, marked ``"reused": true``.
+    Returns the record: ``setup``, ``chosen`` (:func:`choose`), ``runs``, ``markdown``, the
+    CPU, timing.
+    """
+    import keras
+
+    from cnnkit.env import cpu_model
+    from cnnkit.files import write_atomic
+
+    runs, started = [], time.perf_counter()
+    total = sum(len(rates) for rates in grid.values()) * len(seeds)
+    for seed in seeds:
+        for optimizer, rates in grid.items():
+            for rate in rates:
+                earlier = (reuse or {}).get((optimizer, float(rate), seed))
+                if earlier is not None:
+                    runs.append({**earlier, "reused": True})
+                    continue
+                keras.backend.clear_session()
+                history, test_accuracy = train_one(optimizer, rate, seed)
+                runs.append({"optimizer": optimizer, "learning_rate": rate, "seed": seed,
+                             "val_accuracy": history["val_accuracy"][-1], "test_accuracy": float(test_accuracy),
+                             "val_curve": [round(v, 4) for v in history["val_accuracy"]],
+                             "train_loss": history["loss"][-1], "seconds": round(history["seconds"], 1)})
+                print(f"[{len(runs)}/{total}] seed {seed} {optimizer} {rate:g}: validation "
+                      f"{runs[-1]['val_accuracy']:.1%}, test {test_accuracy:.1%} ({history['seconds']:.0f} s)", flush=True)
+    chosen = choose(runs)
+    table = markdown(chosen, runs)
+    print(table)
+    record = {"setup": setup, "chosen": chosen, "runs": runs, "markdown": table, "cpu": cpu_model(),
+              "cpu_count": os.cpu_count(), "seconds": round(time.perf_counter() - started, 1),
+              "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+    write_atomic(out, json.dumps(record, indent=2))
+    print(f"wrote {out}")
+    return record
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", default=None, help="folder with cifar-10-batches-py (default: $CNNKIT_DATA_DIR)")
     parser.add_argument("--dataset", choices=("cifar10", "offline"), default="cifar10")
     parser.add_argument("--fast", action="store_true", help="a smoke run: few images, 1 epoch, a smaller grid")
     parser.add_argument("--json", required=True, help="where to write the record")
+    parser.add_argument("--reuse", default=None, help="an earlier record of the same setup: its runs are not trained again")
     args = parser.parse_args(argv)
 
     from cnnkit import experiments
     from cnnkit.data import load_dataset, stratified_subset, train_val_split
-    from cnnkit.env import cpu_model, import_tensorflow, setup
-    from cnnkit.files import write_atomic
+    from cnnkit.env import import_tensorflow, setup
     from cnnkit.pipeline import make_dataset
 
     setup(seed=0)
     import_tensorflow()
-    import keras
 
     epochs, n_train, grid, seeds = EPOCHS, N_TRAIN, GRID, SEEDS
     if args.fast:
@@ -118,33 +181,22 @@ def main(argv=None) -> int:
     del data, x_pool, y_pool
     test_ds = make_dataset(x_test, y_test, 512, preprocess="scale")
 
-    runs, started = [], time.perf_counter()
-    total = sum(len(rates) for rates in grid.values()) * len(seeds)
-    for seed in seeds:
-        for optimizer, rates in grid.items():
-            for rate in rates:
-                keras.backend.clear_session()
-                model = experiments.small_cnn(seed=seed)
-                history = experiments.train(model, (x_tr, y_tr), (x_val, y_val), epochs=epochs, batch_size=BATCH,
-                                            optimizer=optimizer, learning_rate=rate, seed=seed)
-                _, test_accuracy = model.evaluate(test_ds, verbose=0)
-                runs.append({"optimizer": optimizer, "learning_rate": rate, "seed": seed,
-                             "val_accuracy": history["val_accuracy"][-1], "test_accuracy": float(test_accuracy),
-                             "train_loss": history["loss"][-1], "seconds": round(history["seconds"], 1)})
-                print(f"[{len(runs)}/{total}] seed {seed} {optimizer} {rate:g}: validation "
-                      f"{runs[-1]['val_accuracy']:.1%}, test {test_accuracy:.1%} ({history['seconds']:.0f} s)", flush=True)
-                del model
-    chosen = choose(runs)
-    table = markdown(chosen, runs)
-    print(table)
-    record = {"setup": {"network": "cnnkit.experiments.small_cnn()", "n_train": len(y_tr), "n_val": len(y_val),
-                        "n_test": len(y_test), "epochs": epochs, "batch_size": BATCH, "seeds": list(seeds),
-                        "grid": {k: list(v) for k, v in grid.items()}, "chosen_by": "mean validation accuracy",
-                        "dataset": args.dataset, "fast": args.fast},
-              "chosen": chosen, "runs": runs, "markdown": table, "cpu": cpu_model(), "cpu_count": os.cpu_count(),
-              "seconds": round(time.perf_counter() - started, 1), "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
-    write_atomic(Path(args.json), json.dumps(record, indent=2))
-    print(f"wrote {args.json}")
+    def train_one(optimizer, rate, seed):
+        model = experiments.small_cnn(seed=seed)
+        history = experiments.train(model, (x_tr, y_tr), (x_val, y_val), epochs=epochs, batch_size=BATCH,
+                                    optimizer=optimizer, learning_rate=rate, seed=seed)
+        _, test_accuracy = model.evaluate(test_ds, verbose=0)
+        return history, test_accuracy
+
+    setup_record = {"network": "cnnkit.experiments.small_cnn()", "n_train": len(y_tr), "n_val": len(y_val),
+                    "n_test": len(y_test), "epochs": epochs, "batch_size": BATCH, "seeds": list(seeds),
+                    "grid": {k: list(v) for k, v in grid.items()}, "chosen_by": "mean validation accuracy",
+                    "dataset": args.dataset, "fast": args.fast}
+    try:
+        reuse = reusable_runs(args.reuse, setup_record)
+    except ValueError as err:
+        parser.error(str(err))
+    run_grid(grid, seeds, train_one, setup_record, Path(args.json), reuse)
     return 0
 
 

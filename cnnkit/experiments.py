@@ -9,7 +9,8 @@ claim rests on more than one draw of the initial weights and batch order.
 ``scale_initial_weights`` multiplies a fresh model's kernels by one factor, for
 experiments on the scale of the initialisation.
 ``time_train_step`` measures how long one training step takes per example for
-several batch sizes (:class:`StepTimes`).
+several batch sizes (:class:`StepTimes`). ``named_optimizer`` makes the Keras optimiser
+that a name such as ``"momentum"`` stands for in ``train``; ``fit`` is the one fit loop.
 """
 from __future__ import annotations
 
@@ -115,7 +116,10 @@ def _all_layers(model):
             yield from _all_layers(lyr)
 
 
-def _optimizer(optimizer, learning_rate):
+def named_optimizer(optimizer, learning_rate: float):
+    """A fresh Keras optimiser by name at ``learning_rate``: adam, sgd, momentum (SGD, 0.9),
+    nesterov (SGD, 0.9, Nesterov) or rmsprop, each with Keras' other defaults; a Keras
+    optimiser passed in is returned as it is. An unknown name is refused, listing the known ones."""
     if not isinstance(optimizer, str):
         return optimizer
     makers = {
@@ -161,7 +165,7 @@ def train(model, train, val, *, epochs: int, batch_size: int = 128, optimizer="a
     learning_rate = real(learning_rate, "learning_rate", low=0.0, low_open=True)
     seed = non_negative_int(seed, "seed")
     keras.utils.set_random_seed(seed)
-    compile_for_training(model, optimizer=_optimizer(optimizer, learning_rate),
+    compile_for_training(model, optimizer=named_optimizer(optimizer, learning_rate),
                          loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     train_ds = make_dataset(*train, batch_size, shuffle=True, seed=seed, augment=augment, preprocess=preprocess)
     val_ds = make_dataset(*val, 512, preprocess=preprocess)

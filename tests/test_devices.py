@@ -461,3 +461,89 @@ def test_optimizer_rates_smoke_run_offline(tmp_path):
     for name, c in record["chosen"].items():
         assert c["learning_rate"] in grid[name] and len(c["test"]) == len(record["setup"]["seeds"])
         assert all(0.0 <= t <= 1.0 for t in c["test"])
+
+
+def test_the_marked_sum_task_labels_each_sequence_by_its_two_marked_values(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))  # rnn_optimizers reuses optimizer_rates' choice
+    rnn = _benchmark_module("rnn_optimizers")
+    x, y = rnn.marked_sum_task(2000, length=12, seed=5)
+    assert x.shape == (2000, 12, 2) and x.dtype == np.float32 and y.shape == (2000,) and y.dtype == np.int32
+    markers = x[..., 1]
+    assert set(np.unique(markers)) == {0.0, 1.0}
+    assert (markers[:, :6].sum(axis=1) == 1).all() and (markers[:, 6:].sum(axis=1) == 1).all()  # one per half
+    assert ((x[..., 0] >= 0) & (x[..., 0] < 1)).all()
+    np.testing.assert_array_equal(y, ((x[..., 0] * markers).sum(axis=1) > 1).astype(np.int32))
+    assert 0.45 < y.mean() < 0.55  # two uniform values exceed 1 half the time
+    # the second marked value alone predicts the label three times in four, not more
+    second = (x[:, 6:, 0] * markers[:, 6:]).sum(axis=1)
+    assert 0.72 < ((second > 0.5) == y).mean() < 0.78
+    np.testing.assert_array_equal(rnn.marked_sum_task(50, 12, seed=5)[0], rnn.marked_sum_task(50, 12, seed=5)[0])
+    with pytest.raises(ValueError, match="length must be an integer of at least 2.*got 1"):
+        rnn.marked_sum_task(10, length=1)
+    with pytest.raises(ValueError, match="n must be a positive integer number of sequences, got 0"):
+        rnn.marked_sum_task(0)
+
+
+def test_rnn_optimizers_smoke_run(tmp_path):
+    out = tmp_path / "rnn.json"
+    done = subprocess.run([sys.executable, "benchmarks/rnn_optimizers.py", "--fast", "--json", str(out)],
+                          capture_output=True, text=True, cwd=REPO, env=_subprocess_env(), timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads(out.read_text())
+    grid = record["setup"]["grid"]
+    assert len(record["runs"]) == sum(map(len, grid.values())) * len(record["setup"]["seeds"])
+    assert set(record["chosen"]) == set(grid)
+    for run in record["runs"]:
+        assert len(run["val_curve"]) == record["setup"]["epochs"] and 0.0 <= run["test_accuracy"] <= 1.0
+
+
+def test_a_widened_grid_reuses_the_runs_of_an_earlier_record(tmp_path):
+    rates = _benchmark_module("optimizer_rates")
+    setup = {"network": "n", "epochs": 2, "seeds": [0, 1], "grid": {"sgd": [0.1]}}
+    calls = []
+
+    def train_one(optimizer, rate, seed):
+        calls.append((optimizer, rate, seed))
+        accuracy = 0.5 + rate / 10 + seed / 100
+        return {"val_accuracy": [accuracy], "loss": [1.0], "seconds": 0.1}, accuracy
+
+    first = rates.run_grid({"sgd": (0.1,)}, (0, 1), train_one, setup, tmp_path / "first.json")
+    assert len(calls) == 2 and first["chosen"]["sgd"]["learning_rate"] == 0.1
+    wider = {**setup, "grid": {"sgd": [0.1, 0.3]}}
+    reuse = rates.reusable_runs(str(tmp_path / "first.json"), wider)
+    assert set(reuse) == {("sgd", 0.1, 0), ("sgd", 0.1, 1)}
+    calls.clear()
+    second = rates.run_grid({"sgd": (0.1, 0.3)}, (0, 1), train_one, wider, tmp_path / "second.json", reuse)
+    assert calls == [("sgd", 0.3, 0), ("sgd", 0.3, 1)]  # only the new points are trained
+    assert [run.get("reused", False) for run in second["runs"]] == [True, False, True, False]
+    assert second["chosen"]["sgd"]["learning_rate"] == 0.3
+    assert json.loads((tmp_path / "second.json").read_text())["runs"][0]["val_accuracy"] == pytest.approx(0.51)
+    assert rates.reusable_runs(None, setup) == {}
+    with pytest.raises(ValueError, match=r"its epochs is 2, this run's 3; only runs of the same setup"):
+        rates.reusable_runs(str(tmp_path / "first.json"), {**setup, "epochs": 3})
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="not a record of this benchmark"):
+        rates.reusable_runs(str(tmp_path / "bad.json"), setup)
+
+
+def test_the_shipped_rate_searches_support_what_lesson_08_says_of_them():
+    """Lesson 08's written readings of the two recorded rate searches; re-recording must not contradict them."""
+    from cnnkit import records
+
+    def chosen_tests(record, *names):
+        return [t for name in names for t in record["chosen"][name]["test"]]
+
+    def mean_val(record, optimizer, rate):
+        values = [r["val_accuracy"] for r in record["runs"] if r["optimizer"] == optimizer and r["learning_rate"] == rate]
+        return sum(values) / len(values)
+
+    cnn = records.load("optimizer_rates", command="-", keys=("chosen", "runs", "setup"))
+    assert min(chosen_tests(cnn, "adam", "rmsprop")) > max(chosen_tests(cnn, "sgd", "momentum"))
+    rnn = records.load("rnn_optimizers", command="-", keys=("chosen", "runs", "setup"))
+    assert not rnn["setup"]["fast"] and len(rnn["runs"]) == sum(map(len, rnn["setup"]["grid"].values())) * 3
+    assert not any(c["at_grid_edge"] for c in rnn["chosen"].values())  # each best rate is bracketed
+    assert min(chosen_tests(rnn, "adam", "rmsprop")) > max(chosen_tests(rnn, "momentum"))  # every adaptive run above
+    adam, rmsprop = rnn["chosen"]["adam"], rnn["chosen"]["rmsprop"]
+    assert adam["test_min"] <= rmsprop["test_max"] and rmsprop["test_min"] <= adam["test_max"]  # ranges overlap
+    assert rnn["chosen"]["sgd"]["learning_rate"] == 1.0 and min(rnn["chosen"]["sgd"]["test"]) < 0.75
+    assert rmsprop["learning_rate"] == 0.1 and mean_val(rnn, "rmsprop", 0.001) < 0.75 < mean_val(rnn, "adam", 0.001)

@@ -303,3 +303,20 @@ def test_scale_initial_weights_names_bad_arguments(model, factor, error, message
     with pytest.raises(error, match=message):
         experiments.scale_initial_weights(target, factor)
     assert all(np.array_equal(b, w.numpy()) for b, w in zip(before, getattr(target, "weights", [])))
+
+
+def test_named_optimizer_makes_the_optimiser_each_name_stands_for():
+    import keras
+
+    from cnnkit.experiments import named_optimizer
+
+    momentum = named_optimizer("momentum", 0.03)
+    assert isinstance(momentum, keras.optimizers.SGD) and momentum.momentum == 0.9 and not momentum.nesterov
+    assert float(momentum.learning_rate) == pytest.approx(0.03)
+    assert named_optimizer("Nesterov", 0.1).nesterov
+    assert isinstance(named_optimizer("rmsprop", 1e-3), keras.optimizers.RMSprop)
+    assert named_optimizer("adam", 1e-3) is not named_optimizer("adam", 1e-3)  # a fresh one every call
+    given = keras.optimizers.Adam(0.5)
+    assert named_optimizer(given, 1e-3) is given
+    with pytest.raises(ValueError, match="unknown optimizer 'adagrad'; expected one of adam, sgd, momentum"):
+        named_optimizer("adagrad", 1e-3)

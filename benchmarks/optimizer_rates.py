@@ -106,14 +106,15 @@ def reusable_runs(path: str | None, setup: dict) -> dict:
     return {(run["optimizer"], float(run["learning_rate"]), run["seed"]): run for run in runs}
 
 
-def run_grid(grid: dict, seeds, train_one, setup: dict, out: Path, reuse: dict | None = None) -> dict:
+def run_grid(grid: dict, seeds, train_one, setup: dict, out: Path, reuse_from: str | None = None) -> dict:
     """Train every (seed, optimiser, rate) of ``grid``, choose the rates, write the record to ``out``.
 
     ``train_one(optimizer, rate, seed)`` builds and trains one network on a fresh Keras
     session and returns its history (``cnnkit.experiments.fit``'s dict) and test accuracy.
     Each run keeps its last validation accuracy (the choice), its test accuracy (the
     report), the validation curve, the last training loss and its seconds. A point found in
-    ``reuse`` (:func:`reusable_runs`) is taken from there, marked ``"reused": true``.
+    the record ``reuse_from`` (:func:`reusable_runs`; a record of another setup stops the run
+    with the reason, before any training) is taken from there, marked ``"reused": true``.
     Returns the record: ``setup``, ``chosen`` (:func:`choose`), ``runs``, ``markdown``, the
     CPU, timing.
     """
@@ -122,12 +123,16 @@ def run_grid(grid: dict, seeds, train_one, setup: dict, out: Path, reuse: dict |
     from cnnkit.env import cpu_model
     from cnnkit.files import write_atomic
 
+    try:
+        reuse = reusable_runs(reuse_from, setup)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
     runs, started = [], time.perf_counter()
     total = sum(len(rates) for rates in grid.values()) * len(seeds)
     for seed in seeds:
         for optimizer, rates in grid.items():
             for rate in rates:
-                earlier = (reuse or {}).get((optimizer, float(rate), seed))
+                earlier = reuse.get((optimizer, float(rate), seed))
                 if earlier is not None:
                     runs.append({**earlier, "reused": True})
                     continue
@@ -192,11 +197,7 @@ def main(argv=None) -> int:
                     "n_test": len(y_test), "epochs": epochs, "batch_size": BATCH, "seeds": list(seeds),
                     "grid": {k: list(v) for k, v in grid.items()}, "chosen_by": "mean validation accuracy",
                     "dataset": args.dataset, "fast": args.fast}
-    try:
-        reuse = reusable_runs(args.reuse, setup_record)
-    except ValueError as err:
-        parser.error(str(err))
-    run_grid(grid, seeds, train_one, setup_record, Path(args.json), reuse)
+    run_grid(grid, seeds, train_one, setup_record, Path(args.json), reuse_from=args.reuse)
     return 0
 
 

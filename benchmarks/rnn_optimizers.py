@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 # benchmarks/ is on sys.path (the script's own folder): the grid, the choice and the record are shared
-from optimizer_rates import reusable_runs, run_grid
+from optimizer_rates import run_grid
 
 LENGTH, UNITS, EPOCHS, BATCH = 40, 32, 15, 64
 N_TRAIN, N_VAL, N_TEST = 6000, 2000, 4000
@@ -117,11 +117,7 @@ def main(argv=None) -> int:
         "network": f"LSTM({UNITS}) -> Dense(2, softmax)", "n_train": n_train, "n_val": n_val, "n_test": n_test,
         "epochs": epochs, "batch_size": BATCH, "seeds": list(seeds), "grid": {k: list(v) for k, v in grid.items()},
         "chosen_by": "mean validation accuracy", "fast": args.fast}
-    try:
-        reuse = reusable_runs(args.reuse, setup_record)
-    except ValueError as err:
-        parser.error(str(err))
-    run_grid(grid, seeds, train_one, setup_record, Path(args.json), reuse)
+    run_grid(grid, seeds, train_one, setup_record, Path(args.json), reuse_from=args.reuse)
     return 0
 
 

@@ -45,7 +45,7 @@ def test_a_valid_record_reads_back(tmp_path, monkeypatch):
     assert ablation.record_path(get_recipe("good")).name == "ablation_good.json"
 
 
-@pytest.mark.parametrize("name", ["quick"])
+@pytest.mark.parametrize("name", ["quick", "good"])
 def test_the_shipped_record_is_of_the_current_recipe_and_every_trick(name):
     """Lesson 09 shows these files: each must describe its recipe as it is now (re-record after a change)."""
     report = ablation.measured(name)
@@ -171,3 +171,22 @@ def test_a_record_name_is_a_plain_file_stem(name):
     with pytest.raises(ValueError, match="a record name is a plain file stem"):
         records.path(name)
 
+
+def test_the_shipped_ablations_support_what_lesson_09_says_of_them():
+    """Lesson 09's written readings of both tables; a re-recorded ablation must not contradict them."""
+    for name in ("quick", "good"):
+        rows = {row["variant"]: row for row in ablation.measured(name)["rows"]}
+        full = rows["full"]["test_accuracy"]
+        drop = {variant: full - row["test_accuracy"] for variant, row in rows.items()}
+        assert max(drop, key=drop.get) == "no residual blocks"  # the residual blocks pay most
+        assert drop["no test-time augmentation"] > 0.01 and drop["no weight decay"] > 0.005
+        for variant in ("no label smoothing", "no warm-up", "no bfloat16"):  # within a few tenths of a point
+            assert abs(drop[variant]) < 0.005, (name, variant)
+        step = {variant: row["step_time_ratio"]["median"] for variant, row in rows.items()}
+        for variant in ("no label smoothing", "no warm-up", "no weight decay"):  # the full recipe's arithmetic
+            assert 0.85 < step[variant] < 1.15, (name, variant)
+        assert step["no whitening"] > 1.3 and step["no residual blocks"] < 0.85 and step["no bfloat16"] > 1.05
+    quick = {row["variant"]: row["test_accuracy"] for row in ablation.measured("quick")["rows"]}
+    assert quick["full"] - quick["no whitening"] > 0.004  # whitening pays in accuracy in the quick recipe...
+    good = {row["variant"]: row["test_accuracy"] for row in ablation.measured("good")["rows"]}
+    assert good["no whitening"] >= good["full"]  # ...and not in the good one

@@ -513,7 +513,8 @@ def test_a_widened_grid_reuses_the_runs_of_an_earlier_record(tmp_path):
     reuse = rates.reusable_runs(str(tmp_path / "first.json"), wider)
     assert set(reuse) == {("sgd", 0.1, 0), ("sgd", 0.1, 1)}
     calls.clear()
-    second = rates.run_grid({"sgd": (0.1, 0.3)}, (0, 1), train_one, wider, tmp_path / "second.json", reuse)
+    second = rates.run_grid({"sgd": (0.1, 0.3)}, (0, 1), train_one, wider, tmp_path / "second.json",
+                            reuse_from=str(tmp_path / "first.json"))
     assert calls == [("sgd", 0.3, 0), ("sgd", 0.3, 1)]  # only the new points are trained
     assert [run.get("reused", False) for run in second["runs"]] == [True, False, True, False]
     assert second["chosen"]["sgd"]["learning_rate"] == 0.3
@@ -521,6 +522,11 @@ def test_a_widened_grid_reuses_the_runs_of_an_earlier_record(tmp_path):
     assert rates.reusable_runs(None, setup) == {}
     with pytest.raises(ValueError, match=r"its epochs is 2, this run's 3; only runs of the same setup"):
         rates.reusable_runs(str(tmp_path / "first.json"), {**setup, "epochs": 3})
+    calls.clear()
+    with pytest.raises(SystemExit, match=r"error: --reuse .*first.json: its epochs is 2, this run's 3"):
+        rates.run_grid({"sgd": (0.1,)}, (0,), train_one, {**setup, "epochs": 3}, tmp_path / "third.json",
+                       reuse_from=str(tmp_path / "first.json"))
+    assert calls == [] and not (tmp_path / "third.json").exists()  # refused before any training
     (tmp_path / "bad.json").write_text("[1, 2]")
     with pytest.raises(ValueError, match="not a record of this benchmark"):
         rates.reusable_runs(str(tmp_path / "bad.json"), setup)

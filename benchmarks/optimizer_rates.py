@@ -38,10 +38,11 @@ EPOCHS, BATCH, N_TRAIN = 6, 64, 3000
 FAST = dict(epochs=1, n_train=300, n_test=500, grid={"sgd": (0.03, 0.1), "adam": (0.001, 0.003)}, seeds=(0, 1))
 
 
-def choose(runs: list[dict]) -> dict[str, dict]:
-    """Per optimiser, the rate with the highest mean validation accuracy over its seeds.
+def choose(runs: list[dict], key: str = "optimizer") -> dict[str, dict]:
+    """Per optimiser (or per value of the run field ``key``), the rate with the highest mean
+    validation accuracy over its seeds.
 
-    ``runs``: one dict per training with ``optimizer``, ``learning_rate``, ``seed``,
+    ``runs``: one dict per training with ``key``, ``learning_rate``, ``seed``,
     ``val_accuracy`` and ``test_accuracy``. Returns optimiser -> ``{"learning_rate",
     "val_mean", "test": [per seed], "test_mean", "test_min", "test_max", "at_grid_edge"}``.
     Test accuracy never enters the choice; ties go to the smaller rate. ``at_grid_edge`` says
@@ -51,7 +52,7 @@ def choose(runs: list[dict]) -> dict[str, dict]:
         raise ValueError("runs is empty: nothing to choose from")
     grouped: dict[str, dict[float, list[dict]]] = {}
     for run in runs:
-        grouped.setdefault(run["optimizer"], {}).setdefault(float(run["learning_rate"]), []).append(run)
+        grouped.setdefault(run[key], {}).setdefault(float(run["learning_rate"]), []).append(run)
     chosen = {}
     for optimizer, by_rate in grouped.items():
         seed_counts = {rate: len(r) for rate, r in by_rate.items()}
@@ -69,26 +70,27 @@ def choose(runs: list[dict]) -> dict[str, dict]:
     return chosen
 
 
-def markdown(chosen: dict[str, dict], runs: list[dict]) -> str:
+def markdown(chosen: dict[str, dict], runs: list[dict], key: str = "optimizer") -> str:
     """The table of the chosen rates, then every rate's mean validation accuracy."""
-    lines = ["| optimiser | chosen rate | validation, mean | test: mean [lowest, highest] | per seed |",
+    label = "optimiser" if key == "optimizer" else key
+    lines = [f"| {label} | chosen rate | validation, mean | test: mean [lowest, highest] | per seed |",
              "|---|---|---|---|---|"]
     for name, c in sorted(chosen.items(), key=lambda item: -item[1]["test_mean"]):
         edge = " (grid edge)" if c["at_grid_edge"] else ""
         lines.append(f"| {name} | {c['learning_rate']:g}{edge} | {c['val_mean']:.1%} | {c['test_mean']:.1%} "
                      f"[{c['test_min']:.1%}, {c['test_max']:.1%}] | {', '.join(f'{t:.1%}' for t in c['test'])} |")
-    lines += ["", "| optimiser | rate | validation accuracy, mean over seeds |", "|---|---|---|"]
+    lines += ["", f"| {label} | rate | validation accuracy, mean over seeds |", "|---|---|---|"]
     means: dict[tuple[str, float], list[float]] = {}
     for run in runs:
-        means.setdefault((run["optimizer"], run["learning_rate"]), []).append(run["val_accuracy"])
+        means.setdefault((run[key], run["learning_rate"]), []).append(run["val_accuracy"])
     for (name, rate), values in sorted(means.items()):
         lines.append(f"| {name} | {rate:g} | {sum(values) / len(values):.1%} |")
     return "\n".join(lines) + "\n"
 
 
-def reusable_runs(path: str | None, setup: dict) -> dict:
+def reusable_runs(path: str | None, setup: dict, key: str = "optimizer") -> dict:
     """The runs of an earlier record at ``path`` made with the same ``setup`` (its grid aside), by
-    (optimiser, rate, seed); ``{}`` when ``path`` is None. Each training is seeded, so the same
+    (optimiser or the run field ``key``, rate, seed); ``{}`` when ``path`` is None. Each training is seeded, so the same
     setup retrains to the same result: a grid can be widened without training its old points again.
     Raises ``ValueError`` naming the first setting that differs."""
     if path is None:
@@ -99,17 +101,23 @@ def reusable_runs(path: str | None, setup: dict) -> dict:
         runs = record["runs"]
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as err:
         raise ValueError(f"--reuse {path}: not a record of this benchmark ({type(err).__name__}: {err})") from None
-    for key in sorted(set(setup) | set(earlier)):
-        if key != "grid" and setup.get(key) != earlier.get(key):
-            raise ValueError(f"--reuse {path}: its {key} is {earlier.get(key)!r}, this run's {setup.get(key)!r}; "
+    for name in sorted(set(setup) | set(earlier)):
+        if name != "grid" and setup.get(name) != earlier.get(name):
+            raise ValueError(f"--reuse {path}: its {name} is {earlier.get(name)!r}, this run's {setup.get(name)!r}; "
                              "only runs of the same setup can be reused")
-    return {(run["optimizer"], float(run["learning_rate"]), run["seed"]): run for run in runs}
+    try:
+        return {(run[key], float(run["learning_rate"]), run["seed"]): run for run in runs}
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"--reuse {path}: a run lacks {key!r}, 'learning_rate' or 'seed' "
+                         f"({type(err).__name__}: {err})") from None
 
 
-def run_grid(grid: dict, seeds, train_one, setup: dict, out: Path, reuse_from: str | None = None) -> dict:
+def run_grid(grid: dict, seeds, train_one, setup: dict, out: Path, reuse_from: str | None = None,
+             key: str = "optimizer") -> dict:
     """Train every (seed, optimiser, rate) of ``grid``, choose the rates, write the record to ``out``.
 
-    ``train_one(optimizer, rate, seed)`` builds and trains one network on a fresh Keras
+    ``grid`` maps a name (an optimiser; or any setting, stored in each run under ``key``) to
+    its learning rates. ``train_one(name, rate, seed)`` builds and trains one network on a fresh Keras
     session and returns its history (``cnnkit.experiments.fit``'s dict) and test accuracy.
     Each run keeps its last validation accuracy (the choice), its test accuracy (the
     report), the validation curve, the last training loss and its seconds. A point found in
@@ -124,28 +132,28 @@ def run_grid(grid: dict, seeds, train_one, setup: dict, out: Path, reuse_from: s
     from cnnkit.files import write_atomic
 
     try:
-        reuse = reusable_runs(reuse_from, setup)
+        reuse = reusable_runs(reuse_from, setup, key)
     except ValueError as err:
         raise SystemExit(f"error: {err}") from None
     runs, started = [], time.perf_counter()
     total = sum(len(rates) for rates in grid.values()) * len(seeds)
     for seed in seeds:
-        for optimizer, rates in grid.items():
+        for name, rates in grid.items():
             for rate in rates:
-                earlier = reuse.get((optimizer, float(rate), seed))
+                earlier = reuse.get((name, float(rate), seed))
                 if earlier is not None:
                     runs.append({**earlier, "reused": True})
                     continue
                 keras.backend.clear_session()
-                history, test_accuracy = train_one(optimizer, rate, seed)
-                runs.append({"optimizer": optimizer, "learning_rate": rate, "seed": seed,
+                history, test_accuracy = train_one(name, rate, seed)
+                runs.append({key: name, "learning_rate": rate, "seed": seed,
                              "val_accuracy": history["val_accuracy"][-1], "test_accuracy": float(test_accuracy),
                              "val_curve": [round(v, 4) for v in history["val_accuracy"]],
                              "train_loss": history["loss"][-1], "seconds": round(history["seconds"], 1)})
-                print(f"[{len(runs)}/{total}] seed {seed} {optimizer} {rate:g}: validation "
+                print(f"[{len(runs)}/{total}] seed {seed} {name} {rate:g}: validation "
                       f"{runs[-1]['val_accuracy']:.1%}, test {test_accuracy:.1%} ({history['seconds']:.0f} s)", flush=True)
-    chosen = choose(runs)
-    table = markdown(chosen, runs)
+    chosen = choose(runs, key)
+    table = markdown(chosen, runs, key)
     print(table)
     record = {"setup": setup, "chosen": chosen, "runs": runs, "markdown": table, "cpu": cpu_model(),
               "cpu_count": os.cpu_count(), "seconds": round(time.perf_counter() - started, 1),
@@ -153,6 +161,26 @@ def run_grid(grid: dict, seeds, train_one, setup: dict, out: Path, reuse_from: s
     write_atomic(out, json.dumps(record, indent=2))
     print(f"wrote {out}")
     return record
+
+
+def lesson08_data(dataset: str, data_dir, n_train: int, n_test: int | None = None):
+    """Lesson 08's draw of CIFAR-10 (or the offline set): ``(x_tr, y_tr), (x_val, y_val), (test_ds, y_test)``.
+
+    A pool of 6,000 training images, 1/6 of it held out for validation, ``n_train`` of the rest
+    trained on (uint8 arrays); the test split (all of it, or a stratified ``n_test``) as a
+    ``tf.data`` pipeline scaled by 1/255, batches of 512.
+    """
+    from cnnkit.data import load_dataset, stratified_subset, train_val_split
+    from cnnkit.pipeline import make_dataset
+
+    data = load_dataset(dataset, data_dir, download=False)
+    x_pool, y_pool = stratified_subset(data.x_train, data.y_train, min(6000, len(data.y_train)), seed=3)
+    (x_tr, y_tr), (x_val, y_val) = train_val_split(x_pool, y_pool, val_fraction=1 / 6, seed=0)
+    x_tr, y_tr = stratified_subset(x_tr, y_tr, min(n_train, len(y_tr)), seed=0)
+    x_test, y_test = data.x_test, data.y_test
+    if n_test is not None:
+        x_test, y_test = stratified_subset(x_test, y_test, n_test, seed=0)
+    return (x_tr, y_tr), (x_val, y_val), (make_dataset(x_test, y_test, 512, preprocess="scale"), y_test)
 
 
 def main(argv=None) -> int:
@@ -165,9 +193,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from cnnkit import experiments
-    from cnnkit.data import load_dataset, stratified_subset, train_val_split
     from cnnkit.env import import_tensorflow, setup
-    from cnnkit.pipeline import make_dataset
 
     setup(seed=0)
     import_tensorflow()
@@ -175,16 +201,8 @@ def main(argv=None) -> int:
     epochs, n_train, grid, seeds = EPOCHS, N_TRAIN, GRID, SEEDS
     if args.fast:
         epochs, n_train, grid, seeds = FAST["epochs"], FAST["n_train"], FAST["grid"], FAST["seeds"]
-    data = load_dataset(args.dataset, args.data_dir, download=False)
-    # lesson 08's draw: a pool of 6,000 training images, 1/6 of it held out, 3,000 of the rest trained on
-    x_pool, y_pool = stratified_subset(data.x_train, data.y_train, min(6000, len(data.y_train)), seed=3)
-    (x_tr, y_tr), (x_val, y_val) = train_val_split(x_pool, y_pool, val_fraction=1 / 6, seed=0)
-    x_tr, y_tr = stratified_subset(x_tr, y_tr, min(n_train, len(y_tr)), seed=0)
-    x_test, y_test = data.x_test, data.y_test
-    if args.fast:
-        x_test, y_test = stratified_subset(x_test, y_test, FAST["n_test"], seed=0)
-    del data, x_pool, y_pool
-    test_ds = make_dataset(x_test, y_test, 512, preprocess="scale")
+    (x_tr, y_tr), (x_val, y_val), (test_ds, y_test) = lesson08_data(args.dataset, args.data_dir, n_train,
+                                                                    FAST["n_test"] if args.fast else None)
 
     def train_one(optimizer, rate, seed):
         model = experiments.small_cnn(seed=seed)

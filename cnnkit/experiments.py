@@ -1,6 +1,7 @@
 """Small, seeded training experiments shared by the lessons.
 
-``small_cnn`` builds the lessons' workhorse network; ``train`` fits it with a
+``small_cnn`` builds the lessons' workhorse network, ``sample_model`` the tutorial's
+section 2.4 model with switchable batch norm and dropout; ``train`` fits it with a
 fixed seed and budget and returns a plain history dict; ``compare`` runs the
 same experiment for several model builders so that curves can be put side by
 side (``cnnkit.plotting.training_curves``); ``compare_seeds`` repeats it for
@@ -85,6 +86,35 @@ def small_cnn(input_shape=(32, 32, 3), classes: int = 10, *, widths=(32, 64, 128
     x = layers.GlobalAveragePooling2D(name="gap")(x) if head == "gap" else layers.Flatten(name="flatten")(x)
     outputs = layers.Dense(classes, activation="softmax", kernel_initializer=kernel_initializer, name="classifier")(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+def sample_model(batch_norm: bool = True, dropout: float = 0.5, *, bn_momentum: float = 0.99, activation="relu",
+                 conv_filters: int = 16, dense_units: int = 128, seed: int = 0):
+    """The tutorial's section 2.4 model, fixed for Keras 3, with each of its extras switchable.
+
+    32x32x3 -> Conv2D(conv_filters, 3x3, same) -> [BN] -> [Dropout] -> act -> MaxPool2x2 -> Flatten
+    -> Dense(dense_units) -> [BN] -> [Dropout] -> act -> Dense(10, softmax). ``batch_norm`` and
+    ``dropout`` (the rate; 0 for none) switch those layers in both blocks; ``activation`` (a
+    Keras name, ``"relu"`` by default) replaces ReLU. With the defaults it is the slide's model.
+    """
+    batch_norm = boolean(batch_norm, "batch_norm")
+    dropout = probability(dropout, "dropout")
+    bn_momentum = probability(bn_momentum, "bn_momentum")
+    keras.utils.set_random_seed(non_negative_int(seed, "seed"))
+
+    def block(weights_layer):
+        extras = [layers.BatchNormalization(momentum=bn_momentum)] if batch_norm else []
+        extras += [layers.Dropout(dropout)] if dropout else []
+        return [weights_layer, *extras, layers.ReLU() if activation == "relu" else layers.Activation(activation)]
+
+    return keras.Sequential([
+        keras.Input(shape=(32, 32, 3)),
+        *block(layers.Conv2D(positive_int(conv_filters, "conv_filters"), (3, 3), padding="same")),
+        layers.MaxPooling2D((2, 2)),
+        layers.Flatten(),
+        *block(layers.Dense(positive_int(dense_units, "dense_units"))),
+        layers.Dense(10, activation="softmax"),
+    ], name="sample_model")
 
 
 def scale_initial_weights(model, factor: float):

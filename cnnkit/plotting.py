@@ -186,6 +186,8 @@ def seed_sweep(panels: dict, ylabel: str = "validation accuracy", title: str | N
         ax.set_xscale("log")
         swept = sorted({x for by_x in curves.values() for x in by_x})
         ax.set_xticks(swept, [f"{x:g}" for x in swept])  # the swept values themselves, not powers of 10
+        if len(swept) > 6:  # many values over a few decades: tilt the labels so that they do not run together
+            ax.tick_params(axis="x", labelrotation=40)
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(name)
         ax.set_ylabel(ylabel)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +18,10 @@ import pytest
 
 from cnnkit import devices as D
 from cnnkit.recipes import ABLATIONS, RECIPES, Recipe, ablations
+
+if str(Path(__file__).resolve().parent) not in sys.path:  # also under --import-mode=importlib
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmark_helpers import benchmark_module, subprocess_env  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -153,18 +156,11 @@ def test_split_cpu_after_initialisation_says_why(tf):
         D.split_cpu(2)
 
 
-def _subprocess_env(**extra) -> dict:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])), **extra}
-    env.pop("TF_CONFIG", None)
-    return env
-
-
 def test_cli_on_two_cpu_devices_records_the_replicas(tmp_path):
     out = tmp_path / "two"
     command = [sys.executable, "-m", "cnnkit.train", "--recipe", "quick", "--dataset", "offline", "--fast",
                "--epochs", "2", "--precision", "float32", "--quiet", "--cpu-devices", "2", "--out", str(out)]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=_subprocess_env(), timeout=600)
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=subprocess_env(), timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "2 replica(s)" in done.stdout
     metrics = json.loads((out / "metrics.json").read_text())
@@ -217,7 +213,7 @@ def test_two_cpu_replicas_train_as_well_as_one_device():
     The test allows 5 points and asks both to pass 90 %.
     """
     done = subprocess.run([sys.executable, "-c", MIRRORED_VS_ONE], capture_output=True, text=True, cwd=REPO,
-                          env=_subprocess_env(), timeout=900)
+                          env=subprocess_env(), timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     runs = json.loads(done.stdout.strip().splitlines()[-1])
     one, two = runs["one"], runs["two"]
@@ -250,7 +246,7 @@ def test_each_ablation_changes_only_its_own_fields():
 
 def test_ablation_loop_writes_markdown_and_json(tmp_path):
     """The whole ``--ablate`` command on the offline data, a few hundred images, one epoch each."""
-    env = _subprocess_env(CNNKIT_FAST="1")
+    env = subprocess_env(CNNKIT_FAST="1")
     out = tmp_path / "ablation.json"
     command = [sys.executable, "benchmarks/capstone.py", "--ablate", "--dataset", "offline", "--fast",
                "--train-size", "600", "--epochs", "1", "--json", str(out)]
@@ -281,7 +277,7 @@ def test_ablation_loop_writes_markdown_and_json(tmp_path):
 
 def test_recipe_variants_append_one_line_per_variant_and_refuse_bad_ones_first(tmp_path):
     """benchmarks/recipe_variants.py on the offline data: each variant trained once, four accuracies each."""
-    env = _subprocess_env()
+    env = subprocess_env()
     out = tmp_path / "variants.jsonl"
     base = [sys.executable, "benchmarks/recipe_variants.py", "--dataset", "offline", "--fast", "--out", str(out)]
     first = '{"widths": [8, 16, 16], "epochs": 1, "warmup_epochs": 0.5}'
@@ -365,7 +361,7 @@ def test_speed_ratio_lets_models_take_turns_and_scales_steps_to_a_whole_run():
 
 def test_speed_ratio_times_an_ablation_against_the_full_recipe(tmp_path):
     """--ablate: every variant that trains different arithmetic, each timed against 'full'."""
-    env = _subprocess_env()
+    env = subprocess_env()
     out = tmp_path / "ablation_speed.json"
     done = subprocess.run([sys.executable, "benchmarks/speed_ratio.py", "--dataset", "offline", "--ablate", "quick",
                            "--rounds", "1", "--seconds", "0.05", "--json", str(out)],
@@ -383,17 +379,8 @@ def test_speed_ratio_times_an_ablation_against_the_full_recipe(tmp_path):
     assert "x full" in done.stdout and not list(tmp_path.glob(".*partial"))
 
 
-def _benchmark_module(name: str):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_jpeg_recompression_keeps_shape_and_loses_more_at_lower_quality():
-    jpeg = _benchmark_module("jpeg_quality")
+    jpeg = benchmark_module("jpeg_quality")
     rng = np.random.default_rng(0)
     smooth = np.repeat(np.repeat(rng.integers(0, 256, (6, 8, 8, 3)), 4, axis=1), 4, axis=2).astype(np.uint8)
     changes = {}
@@ -410,7 +397,7 @@ def test_jpeg_recompression_keeps_shape_and_loses_more_at_lower_quality():
 
 
 def test_jpeg_benchmark_trains_both_models_on_the_recompressed_copy(tmp_path):
-    env = _subprocess_env()
+    env = subprocess_env()
     out = tmp_path / "jpeg.json"
     base = [sys.executable, "benchmarks/jpeg_quality.py", "--dataset", "offline", "--fast", "--json", str(out)]
     refused = subprocess.run([*base, "--quality", "0"], capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
@@ -425,7 +412,7 @@ def test_jpeg_benchmark_trains_both_models_on_the_recompressed_copy(tmp_path):
 
 
 def test_optimizer_rates_chooses_on_validation_never_on_test():
-    rates = _benchmark_module("optimizer_rates")
+    rates = benchmark_module("optimizer_rates")
 
     def run(optimizer, rate, seed, val, test):
         return {"optimizer": optimizer, "learning_rate": rate, "seed": seed, "val_accuracy": val, "test_accuracy": test}
@@ -449,7 +436,7 @@ def test_optimizer_rates_chooses_on_validation_never_on_test():
 
 
 def test_optimizer_rates_smoke_run_offline(tmp_path):
-    env = _subprocess_env()
+    env = subprocess_env()
     out = tmp_path / "rates.json"
     done = subprocess.run([sys.executable, "benchmarks/optimizer_rates.py", "--dataset", "offline", "--fast",
                            "--json", str(out)], capture_output=True, text=True, cwd=REPO, env=env, timeout=900)
@@ -465,7 +452,7 @@ def test_optimizer_rates_smoke_run_offline(tmp_path):
 
 def test_the_marked_sum_task_labels_each_sequence_by_its_two_marked_values(monkeypatch):
     monkeypatch.syspath_prepend(str(REPO / "benchmarks"))  # rnn_optimizers reuses optimizer_rates' choice
-    rnn = _benchmark_module("rnn_optimizers")
+    rnn = benchmark_module("rnn_optimizers")
     x, y = rnn.marked_sum_task(2000, length=12, seed=5)
     assert x.shape == (2000, 12, 2) and x.dtype == np.float32 and y.shape == (2000,) and y.dtype == np.int32
     markers = x[..., 1]
@@ -487,7 +474,7 @@ def test_the_marked_sum_task_labels_each_sequence_by_its_two_marked_values(monke
 def test_rnn_optimizers_smoke_run(tmp_path):
     out = tmp_path / "rnn.json"
     done = subprocess.run([sys.executable, "benchmarks/rnn_optimizers.py", "--fast", "--json", str(out)],
-                          capture_output=True, text=True, cwd=REPO, env=_subprocess_env(), timeout=900)
+                          capture_output=True, text=True, cwd=REPO, env=subprocess_env(), timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     record = json.loads(out.read_text())
     grid = record["setup"]["grid"]
@@ -498,7 +485,7 @@ def test_rnn_optimizers_smoke_run(tmp_path):
 
 
 def test_a_widened_grid_reuses_the_runs_of_an_earlier_record(tmp_path):
-    rates = _benchmark_module("optimizer_rates")
+    rates = benchmark_module("optimizer_rates")
     setup = {"network": "n", "epochs": 2, "seeds": [0, 1], "grid": {"sgd": [0.1]}}
     calls = []
 

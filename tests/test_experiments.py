@@ -320,3 +320,28 @@ def test_named_optimizer_makes_the_optimiser_each_name_stands_for():
     assert named_optimizer(given, 1e-3) is given
     with pytest.raises(ValueError, match="unknown optimizer 'adagrad'; expected one of adam, sgd, momentum"):
         named_optimizer("adagrad", 1e-3)
+
+
+def test_sample_model_is_the_slides_model_with_its_extras_switchable():
+    """With its defaults, the tutorial's 2.4 model as the exercise checks count it; each switch removes or swaps layers."""
+    from cnnkit.checks.batchnorm_dropout import keras_counts, reference_sample_model
+
+    def kinds(model):
+        return [type(layer).__name__ for layer in model.layers]
+
+    full = experiments.sample_model()
+    assert kinds(full) == kinds(reference_sample_model()) and keras_counts(full) == keras_counts(reference_sample_model())
+    assert keras_counts(full) == (526_442, 288)  # 448 + 32 + 524,416 + 256 + 1,290 trainable; 32 + 256 moving statistics
+    plain = experiments.sample_model(batch_norm=False, dropout=0.0)
+    assert kinds(plain) == ["Conv2D", "ReLU", "MaxPooling2D", "Flatten", "Dense", "ReLU", "Dense"]
+    assert [layer.momentum for layer in experiments.sample_model(bn_momentum=0.9).layers
+            if isinstance(layer, keras.layers.BatchNormalization)] == [0.9, 0.9]
+    tanh = experiments.sample_model(batch_norm=False, dropout=0.0, activation="tanh")
+    assert kinds(tanh)[1] == "Activation" and tanh.layers[1].activation.__name__ == "tanh"
+    same = [np.array_equal(a, b) for a, b in zip(experiments.sample_model(seed=3).get_weights(),
+                                                  experiments.sample_model(seed=3).get_weights())]
+    assert all(same)
+    with pytest.raises(ValueError, match="dropout"):
+        experiments.sample_model(dropout=1.5)
+    with pytest.raises(ValueError, match="conv_filters"):
+        experiments.sample_model(conv_filters=0)

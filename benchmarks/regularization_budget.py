@@ -1,0 +1,158 @@
+"""Dropout and batch norm over a longer budget: when does regularisation pay in accuracy?
+
+Lesson 04 trains the tutorial's section 2.4 model (``cnnkit.experiments.sample_model``) on 2,000
+CIFAR-10 images for 12 epochs, three seeds per variant: without dropout the model overfits, and
+with dropout it overfits less but still trails in validation accuracy, because it learns more
+slowly. This benchmark runs the same four variants (neither, batch norm, dropout, both), the same
+images, seeds and optimiser (Adam at 0.001, batches of 128), for ``EPOCHS`` epochs, and keeps
+every epoch's numbers. Each run is scored on all 10,000 test images twice:
+
+* **at its last epoch** (a fixed budget, nothing chosen);
+* **at its best epoch** by validation accuracy (the weights of that epoch are kept in memory):
+  early stopping, the other remedy for overfitting, chosen on validation images only.
+
+Adam runs at a constant rate, so the first 12 epochs of each run are the lesson's runs, and the
+lesson checks that they agree::
+
+    python benchmarks/regularization_budget.py --data-dir /work/cifar --json cnnkit/results/regularization_budget.json
+    python benchmarks/regularization_budget.py --dataset offline --fast --json /tmp/reg.json   # smoke run
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+VARIANTS = {
+    "neither": dict(batch_norm=False, dropout=0.0),
+    "BN (0.9)": dict(batch_norm=True, dropout=0.0, bn_momentum=0.9),
+    "dropout 0.5": dict(batch_norm=False, dropout=0.5),
+    "BN (0.9) + dropout 0.5": dict(batch_norm=True, dropout=0.5, bn_momentum=0.9),
+}
+SEEDS = (0, 1, 2)
+EPOCHS, N_POOL, N_VAL, N_SMALL = 60, 10000, 2000, 2000
+FAST = dict(epochs=3, n_pool=600, n_val=200, n_small=300, n_test=300, seeds=(0, 1))
+
+
+def mean_range(values) -> dict:
+    """``{"mean", "min", "max"}`` of a non-empty sequence of numbers."""
+    values = [float(v) for v in values]
+    if not values:
+        raise ValueError("mean_range needs at least one value, got none")
+    return {"mean": sum(values) / len(values), "min": min(values), "max": max(values)}
+
+
+def summarise(runs: list[dict]) -> dict[str, dict]:
+    """Per variant, mean/min/max over its seeds of: the last and the best validation accuracy, the
+    best epoch (1-based), and the test accuracy at the last and at the best epoch."""
+    out: dict[str, dict] = {}
+    for variant in dict.fromkeys(run["variant"] for run in runs):
+        mine = [run for run in runs if run["variant"] == variant]
+        out[variant] = {
+            "val_last": mean_range([r["history"]["val_accuracy"][-1] for r in mine]),
+            "val_best": mean_range([max(r["history"]["val_accuracy"]) for r in mine]),
+            "best_epoch": mean_range([r["best_epoch"] for r in mine]),
+            "test_last": mean_range([r["test_last"] for r in mine]),
+            "test_best": mean_range([r["test_best"] for r in mine]),
+        }
+    return out
+
+
+def markdown(summary: dict[str, dict], epochs: int) -> str:
+    """The summary as a table: mean [lowest, highest] over the seeds."""
+    def cell(s, fmt=".1%"):
+        return f"{s['mean']:{fmt}} [{s['min']:{fmt}}, {s['max']:{fmt}}]"
+
+    lines = [f"| variant | test, epoch {epochs} | best epoch (validation) | test at the best epoch |",
+             "|---|---|---|---|"]
+    for variant, s in summary.items():
+        lines.append(f"| {variant} | {cell(s['test_last'])} | {cell(s['best_epoch'], '.0f')} | {cell(s['test_best'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", default=None, help="folder with cifar-10-batches-py (default: $CNNKIT_DATA_DIR)")
+    parser.add_argument("--dataset", choices=("cifar10", "offline"), default="cifar10")
+    parser.add_argument("--fast", action="store_true", help="a smoke run: few images, 3 epochs, two seeds")
+    parser.add_argument("--json", required=True, help="where to write the record")
+    args = parser.parse_args(argv)
+
+    import json
+
+    from cnnkit import experiments
+    from cnnkit.data import load_dataset, stratified_subset, train_val_split
+    from cnnkit.env import cpu_model, import_tensorflow, setup
+    from cnnkit.files import write_atomic
+    from cnnkit.normalization import StandardScaler
+    from cnnkit.pipeline import make_dataset
+
+    setup(seed=0)
+    import_tensorflow()
+    import keras
+
+    epochs, n_pool, n_val, n_small, seeds = EPOCHS, N_POOL, N_VAL, N_SMALL, SEEDS
+    if args.fast:
+        epochs, n_pool, n_val, n_small, seeds = (FAST["epochs"], FAST["n_pool"], FAST["n_val"], FAST["n_small"],
+                                                 FAST["seeds"])
+    data = load_dataset(args.dataset, args.data_dir, download=False)
+    # lesson 04's draw: 10% held out; 10,000 + 2,000 images drawn from the two parts; the z-score fitted
+    # on the 10,000; the regularisation experiment trains on 2,000 of them
+    (x_train, y_train), (x_val, y_val) = train_val_split(data.x_train, data.y_train, val_fraction=0.1, seed=0)
+    x_pool, y_pool = stratified_subset(x_train, y_train, min(n_pool, len(y_train)), seed=0)
+    x_va, y_va = stratified_subset(x_val, y_val, min(n_val, len(y_val)), seed=0)
+    zscore = StandardScaler().fit(x_pool).batch_fn()
+    x_tr, y_tr = stratified_subset(x_pool, y_pool, min(n_small, len(y_pool)), seed=1)
+    x_test, y_test = data.x_test, data.y_test
+    if args.fast:
+        x_test, y_test = stratified_subset(x_test, y_test, FAST["n_test"], seed=0)
+    del data, x_train, y_train, x_val, y_val, x_pool, y_pool
+    test_ds = make_dataset(x_test, y_test, 500, preprocess=zscore)
+
+    class KeepBest(keras.callbacks.Callback):
+        """Keeps a copy of the weights (moving statistics included) of the epoch with the best validation accuracy."""
+
+        def on_train_begin(self, logs=None):
+            self.best, self.epoch, self.weights = -1.0, 0, None
+
+        def on_epoch_end(self, epoch, logs=None):
+            if logs["val_accuracy"] > self.best:
+                self.best, self.epoch, self.weights = logs["val_accuracy"], epoch + 1, self.model.get_weights()
+
+    runs, started = [], time.perf_counter()
+    total = len(VARIANTS) * len(seeds)
+    for seed in seeds:
+        for variant, options in VARIANTS.items():
+            keras.backend.clear_session()
+            model = experiments.sample_model(**options, seed=seed)
+            keep = KeepBest()
+            history = experiments.train(model, (x_tr, y_tr), (x_va, y_va), epochs=epochs, preprocess=zscore,
+                                        seed=seed, callbacks=[keep])
+            _, test_last = model.evaluate(test_ds, verbose=0)
+            model.set_weights(keep.weights)
+            _, test_best = model.evaluate(test_ds, verbose=0)
+            seconds = history.pop("seconds")
+            runs.append({"variant": variant, "seed": seed, "best_epoch": keep.epoch, "test_last": float(test_last),
+                         "test_best": float(test_best), "seconds": round(seconds, 1),
+                         "history": {k: [round(float(v), 5) for v in vals] for k, vals in history.items()}})
+            print(f"[{len(runs)}/{total}] seed {seed} {variant}: validation {history['val_accuracy'][-1]:.1%} at the "
+                  f"end, best {keep.best:.1%} at epoch {keep.epoch}; test {test_last:.1%} at the end, "
+                  f"{test_best:.1%} at the best epoch ({seconds:.0f} s)", flush=True)
+    summary = summarise(runs)
+    table = markdown(summary, epochs)
+    print(table)
+    record = {"setup": {"network": "cnnkit.experiments.sample_model", "variants": VARIANTS, "n_train": len(y_tr),
+                        "n_val": len(y_va), "n_test": len(y_test), "epochs": epochs, "batch_size": 128,
+                        "optimizer": "adam", "learning_rate": 1e-3, "seeds": list(seeds), "dataset": args.dataset,
+                        "fast": args.fast},
+              "summary": summary, "runs": runs, "markdown": table, "cpu": cpu_model(), "cpu_count": os.cpu_count(),
+              "seconds": round(time.perf_counter() - started, 1), "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+    write_atomic(Path(args.json), json.dumps(record, indent=2))
+    print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

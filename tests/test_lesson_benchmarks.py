@@ -1,0 +1,163 @@
+"""The benchmarks whose records lessons 03 and 04 read: normalization_rates.py and regularization_budget.py."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+if str(Path(__file__).resolve().parent) not in sys.path:  # also under --import-mode=importlib
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmark_helpers import REPO, benchmark_module, subprocess_env  # noqa: E402
+
+
+@pytest.fixture
+def rates_module(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))  # normalization_rates reuses optimizer_rates' grid
+    return benchmark_module("normalization_rates")
+
+
+def _run(script: str, out: Path) -> dict:
+    done = subprocess.run([sys.executable, f"benchmarks/{script}", "--dataset", "offline", "--fast", "--json",
+                           str(out)], capture_output=True, text=True, cwd=REPO, env=subprocess_env(), timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+def test_a_setting_names_one_optimiser_and_one_input(rates_module):
+    assert rates_module.setting("adam", "z-score") == "adam, z-score"
+    for name in ("adam, z-score", "momentum, raw 0..255", "adam, x / 255"):
+        assert rates_module.setting(*rates_module.split_setting(name)) == name
+    for bad in ("adam", "adam, raw", "adam z-score"):
+        with pytest.raises(ValueError, match="not a setting of this benchmark"):
+            rates_module.split_setting(bad)
+
+
+def test_the_rate_choice_groups_runs_by_the_field_it_is_told(rates_module):
+    rates = benchmark_module("optimizer_rates")
+    runs = [{"setting": name, "learning_rate": rate, "seed": seed, "val_accuracy": val, "test_accuracy": val}
+            for name, rate, val in (("adam, raw 0..255", 0.001, 0.5), ("adam, raw 0..255", 0.0001, 0.6),
+                                    ("adam, z-score", 0.001, 0.7)) for seed in (0, 1)]
+    chosen = rates.choose(runs, key="setting")
+    assert chosen["adam, raw 0..255"]["learning_rate"] == 0.0001 and chosen["adam, z-score"]["learning_rate"] == 0.001
+    assert rates.markdown(chosen, runs, key="setting").startswith("| setting | chosen rate |")
+    with pytest.raises(KeyError, match="optimizer"):
+        rates.choose(runs)  # the default field is the optimiser's name
+
+
+def test_normalization_rates_smoke_run_offline_and_reuse(rates_module, tmp_path):
+    record = _run("normalization_rates.py", tmp_path / "norm.json")
+    grid = record["setup"]["grid"]
+    assert set(grid) == {f"{o}, {i}" for o in ("momentum", "adam") for i in rates_module.INPUTS}
+    assert len(record["runs"]) == sum(map(len, grid.values())) * len(record["setup"]["seeds"])
+    assert all(set(run) >= {"setting", "learning_rate", "seed", "val_accuracy", "test_accuracy"} for run in record["runs"])
+    assert set(record["chosen"]) == set(grid) and record["markdown"].startswith("| setting |")
+    rates = benchmark_module("optimizer_rates")
+    reused = rates.reusable_runs(str(tmp_path / "norm.json"), record["setup"], key="setting")
+    assert len(reused) == len(record["runs"])
+    with pytest.raises(ValueError, match="lacks 'optimizer'"):
+        rates.reusable_runs(str(tmp_path / "norm.json"), record["setup"])
+
+
+def test_regularization_summary_gives_each_variant_its_spread():
+    reg = benchmark_module("regularization_budget")
+
+    def run(variant, seed, curve, best_epoch, last, best):
+        return {"variant": variant, "seed": seed, "best_epoch": best_epoch, "test_last": last, "test_best": best,
+                "history": {"val_accuracy": curve}}
+
+    runs = [run("neither", 0, [0.3, 0.5, 0.4], 2, 0.41, 0.52), run("neither", 1, [0.3, 0.45, 0.44], 2, 0.43, 0.46),
+            run("dropout 0.5", 0, [0.2, 0.4, 0.5], 3, 0.5, 0.5)]
+    summary = reg.summarise(runs)
+    assert list(summary) == ["neither", "dropout 0.5"]
+    assert summary["neither"]["val_last"] == pytest.approx({"mean": 0.42, "min": 0.4, "max": 0.44})
+    assert summary["neither"]["val_best"] == pytest.approx({"mean": 0.475, "min": 0.45, "max": 0.5})
+    assert summary["neither"]["test_best"] == pytest.approx({"mean": 0.49, "min": 0.46, "max": 0.52})
+    table = reg.markdown(summary, 3)
+    assert "| neither | 42.0% [41.0%, 43.0%] | 2 [2, 2] | 49.0% [46.0%, 52.0%] |" in table
+    with pytest.raises(ValueError, match="at least one value"):
+        reg.mean_range([])
+
+
+def test_regularization_budget_smoke_run_offline(tmp_path):
+    reg = benchmark_module("regularization_budget")
+    record = _run("regularization_budget.py", tmp_path / "reg.json")
+    setup = record["setup"]
+    assert len(record["runs"]) == len(reg.VARIANTS) * len(setup["seeds"]) and list(record["summary"]) == list(reg.VARIANTS)
+    for run in record["runs"]:
+        curve = run["history"]["val_accuracy"]
+        assert len(curve) == setup["epochs"] and 1 <= run["best_epoch"] <= setup["epochs"]
+        assert curve[run["best_epoch"] - 1] == max(curve)  # the kept epoch is the best one
+        assert 0.0 <= run["test_last"] <= 1.0 and 0.0 <= run["test_best"] <= 1.0
+        if run["best_epoch"] == setup["epochs"]:
+            assert run["test_best"] == pytest.approx(run["test_last"])  # the same weights, scored twice
+
+
+def test_the_shipped_regularization_record_supports_what_lesson_04_says_of_it():
+    """Lesson 04's written reading of the 60-epoch runs; re-recording must not contradict it."""
+    from cnnkit import records
+
+    record = records.load("regularization_budget", command="-", keys=("setup", "summary", "runs"))
+    setup, summary = record["setup"], record["summary"]
+    assert not setup["fast"] and setup["epochs"] == 60 and setup["seeds"] == [0, 1, 2] and setup["n_train"] == 2000
+    assert len(record["runs"]) == 12
+
+    def last(variant, metric):
+        return [run["history"][metric][-1] for run in record["runs"] if run["variant"] == variant]
+
+    plain, bn, drop, both = "neither", "BN (0.9)", "dropout 0.5", "BN (0.9) + dropout 0.5"
+    # at a fixed budget dropout pays: every dropout run above every plain run
+    assert summary[drop]["test_last"]["min"] > summary[plain]["test_last"]["max"]
+    # without dropout the training images are fitted completely and the validation loss climbs far from its best
+    assert min(last(plain, "accuracy") + last(bn, "accuracy")) == 1.0
+    for run in record["runs"]:
+        if run["variant"] == plain:
+            assert run["history"]["val_loss"][-1] > 1.8 * min(run["history"]["val_loss"])
+    assert all(0.65 < a < 0.85 for a in last(drop, "accuracy"))  # about three quarters, dropout active
+    # early stopping does as well, about three times sooner; dropout gains little from it
+    assert abs(summary[plain]["test_best"]["mean"] - summary[drop]["test_best"]["mean"]) < 0.005
+    assert summary[drop]["best_epoch"]["mean"] > 2.5 * summary[plain]["best_epoch"]["mean"]
+    assert summary[drop]["test_best"]["mean"] - summary[drop]["test_last"]["mean"] < 0.005
+    # batch norm does not help, scored either way; after dropout it stays below dropout alone
+    for score in ("test_last", "test_best"):
+        assert summary[bn][score]["mean"] < summary[plain][score]["mean"]
+        assert summary[both][score]["mean"] < summary[drop][score]["mean"]
+
+
+def test_the_shipped_normalization_record_supports_what_lesson_03_says_of_it():
+    """Lesson 03's written reading of the rate search per input; re-recording must not contradict it."""
+    from cnnkit import records
+
+    record = records.load("normalization_rates", command="-", keys=("setup", "chosen", "runs"))
+    setup, chosen = record["setup"], record["chosen"]
+    assert not setup["fast"] and setup["seeds"] == [0, 1, 2] and setup["epochs"] == 6 and setup["n_train"] == 8000
+    assert len(record["runs"]) == sum(map(len, setup["grid"].values())) * 3
+    assert not any(c["at_grid_edge"] for c in chosen.values())  # every best rate is bracketed
+
+    def best(optimizer, input_name):
+        return chosen[f"{optimizer}, {input_name}"]
+
+    def mean_val(optimizer, input_name, rate):
+        values = [r["val_accuracy"] for r in record["runs"]
+                  if r["setting"] == f"{optimizer}, {input_name}" and r["learning_rate"] == rate]
+        assert len(values) == 3
+        return sum(values) / 3
+
+    raw, scaled, z = "raw 0..255", "x / 255", "z-score"
+    # Adam: the z-score leads, ranges apart; the tie at the shared rate 0.001 was raw pixels' best rate
+    assert best("adam", z)["test_min"] > best("adam", scaled)["test_max"]
+    assert best("adam", scaled)["test_min"] > best("adam", raw)["test_max"]
+    assert best("adam", raw)["learning_rate"] == 0.001
+    assert best("adam", scaled)["learning_rate"] == best("adam", z)["learning_rate"] == 0.003
+    assert mean_val("adam", raw, 0.01) < 0.15 < 0.35 < mean_val("adam", z, 0.01)  # raw collapses, z-score trains
+    # momentum: raw pixels train only at rates about a thousand times smaller, and end far below
+    assert best("momentum", raw)["learning_rate"] * 300 <= best("momentum", z)["learning_rate"]
+    assert best("momentum", raw)["test_max"] + 0.05 < min(best("momentum", scaled)["test_min"], best("momentum", z)["test_min"])
+    # x / 255 trails the z-score under both, most under momentum
+    gaps = {}
+    for optimizer in ("adam", "momentum"):
+        assert best(optimizer, scaled)["test_max"] < best(optimizer, z)["test_min"]
+        gaps[optimizer] = best(optimizer, z)["test_mean"] - best(optimizer, scaled)["test_mean"]
+    assert gaps["momentum"] > gaps["adam"]

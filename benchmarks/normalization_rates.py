@@ -16,12 +16,11 @@ the choice). Every run is kept in the record::
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 # benchmarks/ is on sys.path (the script's own folder): the grid, the choice and the record are shared
-from optimizer_rates import run_grid
+from optimizer_rates import run_grid, start
 
 INPUTS = ("raw 0..255", "x / 255", "z-score")
 # one grid per optimiser, the same for every input; each spans the lesson's rate by at least a factor
@@ -55,22 +54,11 @@ def split_setting(name: str) -> tuple[str, str]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", default=None, help="folder with cifar-10-batches-py (default: $CNNKIT_DATA_DIR)")
-    parser.add_argument("--dataset", choices=("cifar10", "offline"), default="cifar10")
-    parser.add_argument("--fast", action="store_true", help="a smoke run: few images, 1 epoch, a smaller grid")
-    parser.add_argument("--json", required=True, help="where to write the record")
-    parser.add_argument("--reuse", default=None, help="an earlier record of the same setup: its runs are not trained again")
-    args = parser.parse_args(argv)
-
+    args = start(__doc__, argv, fast_help="a smoke run: few images, 1 epoch, a smaller grid")
     from cnnkit import experiments
     from cnnkit.data import load_dataset, stratified_subset, train_val_split
-    from cnnkit.env import import_tensorflow, setup
     from cnnkit.normalization import StandardScaler
     from cnnkit.pipeline import make_dataset
-
-    setup(seed=0)
-    import_tensorflow()
 
     epochs, n_train, n_val, rates, seeds = EPOCHS, N_TRAIN, N_VAL, RATES, SEEDS
     if args.fast:

@@ -183,20 +183,31 @@ def lesson08_data(dataset: str, data_dir, n_train: int, n_test: int | None = Non
     return (x_tr, y_tr), (x_val, y_val), (make_dataset(x_test, y_test, 512, preprocess="scale"), y_test)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def start(doc: str, argv=None, *, fast_help: str, reuse: bool = True) -> argparse.Namespace:
+    """The common start of the benchmarks that train on CIFAR-10 for a lesson: parse their shared options
+    (``--data-dir``, ``--dataset``, ``--fast``, ``--json`` and, with ``reuse``, ``--reuse``), then seed
+    everything and start TensorFlow (``cnnkit.env.setup``). ``doc``: the script's docstring, whose first
+    paragraph describes it in ``--help``."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--data-dir", default=None, help="folder with cifar-10-batches-py (default: $CNNKIT_DATA_DIR)")
     parser.add_argument("--dataset", choices=("cifar10", "offline"), default="cifar10")
-    parser.add_argument("--fast", action="store_true", help="a smoke run: few images, 1 epoch, a smaller grid")
+    parser.add_argument("--fast", action="store_true", help=fast_help)
     parser.add_argument("--json", required=True, help="where to write the record")
-    parser.add_argument("--reuse", default=None, help="an earlier record of the same setup: its runs are not trained again")
+    if reuse:
+        parser.add_argument("--reuse", default=None,
+                            help="an earlier record of the same setup: its runs are not trained again")
     args = parser.parse_args(argv)
 
-    from cnnkit import experiments
     from cnnkit.env import import_tensorflow, setup
 
     setup(seed=0)
     import_tensorflow()
+    return args
+
+
+def main(argv=None) -> int:
+    args = start(__doc__, argv, fast_help="a smoke run: few images, 1 epoch, a smaller grid")
+    from cnnkit import experiments
 
     epochs, n_train, grid, seeds = EPOCHS, N_TRAIN, GRID, SEEDS
     if args.fast:

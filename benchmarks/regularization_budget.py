@@ -19,11 +19,14 @@ lesson checks that they agree::
 """
 from __future__ import annotations
 
-import argparse
+import json
 import os
 import sys
 import time
 from pathlib import Path
+
+# benchmarks/ is on sys.path (the script's own folder): the options and the start are shared
+from optimizer_rates import start
 
 VARIANTS = {
     "neither": dict(batch_norm=False, dropout=0.0),
@@ -73,25 +76,15 @@ def markdown(summary: dict[str, dict], epochs: int) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", default=None, help="folder with cifar-10-batches-py (default: $CNNKIT_DATA_DIR)")
-    parser.add_argument("--dataset", choices=("cifar10", "offline"), default="cifar10")
-    parser.add_argument("--fast", action="store_true", help="a smoke run: few images, 3 epochs, two seeds")
-    parser.add_argument("--json", required=True, help="where to write the record")
-    args = parser.parse_args(argv)
-
-    import json
+    args = start(__doc__, argv, fast_help="a smoke run: few images, 3 epochs, two seeds", reuse=False)
+    import keras
 
     from cnnkit import experiments
     from cnnkit.data import load_dataset, stratified_subset, train_val_split
-    from cnnkit.env import cpu_model, import_tensorflow, setup
+    from cnnkit.env import cpu_model
     from cnnkit.files import write_atomic
     from cnnkit.normalization import StandardScaler
     from cnnkit.pipeline import make_dataset
-
-    setup(seed=0)
-    import_tensorflow()
-    import keras
 
     epochs, n_pool, n_val, n_small, seeds = EPOCHS, N_POOL, N_VAL, N_SMALL, SEEDS
     if args.fast:

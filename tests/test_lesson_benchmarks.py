@@ -14,8 +14,13 @@ from benchmark_helpers import REPO, benchmark_module, subprocess_env  # noqa: E4
 
 
 @pytest.fixture
-def rates_module(monkeypatch):
-    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))  # normalization_rates reuses optimizer_rates' grid
+def in_benchmarks(monkeypatch):
+    """benchmarks/ on sys.path, as when a script runs: they share optimizer_rates' start and grid search."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+
+
+@pytest.fixture
+def rates_module(in_benchmarks):
     return benchmark_module("normalization_rates")
 
 
@@ -61,7 +66,7 @@ def test_normalization_rates_smoke_run_offline_and_reuse(rates_module, tmp_path)
         rates.reusable_runs(str(tmp_path / "norm.json"), record["setup"])
 
 
-def test_regularization_summary_gives_each_variant_its_spread():
+def test_regularization_summary_gives_each_variant_its_spread(in_benchmarks):
     reg = benchmark_module("regularization_budget")
 
     def run(variant, seed, curve, best_epoch, last, best):
@@ -81,7 +86,7 @@ def test_regularization_summary_gives_each_variant_its_spread():
         reg.mean_range([])
 
 
-def test_regularization_budget_smoke_run_offline(tmp_path):
+def test_regularization_budget_smoke_run_offline(in_benchmarks, tmp_path):
     reg = benchmark_module("regularization_budget")
     record = _run("regularization_budget.py", tmp_path / "reg.json")
     setup = record["setup"]
@@ -161,3 +166,40 @@ def test_the_shipped_normalization_record_supports_what_lesson_03_says_of_it():
         assert best(optimizer, scaled)["test_max"] < best(optimizer, z)["test_min"]
         gaps[optimizer] = best(optimizer, z)["test_mean"] - best(optimizer, scaled)["test_mean"]
     assert gaps["momentum"] > gaps["adam"]
+
+
+def test_optimizer_schedule_smoke_run_offline(in_benchmarks, tmp_path):
+    schedule = benchmark_module("optimizer_schedule")
+    record = _run("optimizer_schedule.py", tmp_path / "schedule.json")
+    setup = record["setup"]
+    assert setup["grid"] == {k: list(v) for k, v in schedule.FAST["grid"].items()} and setup["fast"]
+    assert setup["steps"] == setup["epochs"] * -(-setup["n_train"] // setup["batch_size"])
+    assert set(record["chosen"]) == {"momentum", "adam"}
+    assert all(len(run["val_curve"]) == setup["epochs"] for run in record["runs"])
+
+
+def test_the_shipped_schedule_record_supports_what_lesson_08_says_of_it():
+    """Lesson 08's written reading of the 24-epoch runs with a cosine decay, against the 6-epoch rate search."""
+    from cnnkit import records
+
+    longer = records.load("optimizer_schedule", command="-", keys=("setup", "chosen", "runs"))
+    short = records.load("optimizer_rates", command="-", keys=("setup", "chosen"))
+    assert not longer["setup"]["fast"] and longer["setup"]["epochs"] == 24 and longer["setup"]["seeds"] == [0, 1, 2]
+    assert longer["setup"]["n_train"] == short["setup"]["n_train"] and len(longer["runs"]) == 18
+    adam, momentum = longer["chosen"]["adam"], longer["chosen"]["momentum"]
+    assert not adam["at_grid_edge"] and not momentum["at_grid_edge"]
+    # both gain far more than tuning gave them, momentum the most
+    gains = {name: longer["chosen"][name]["test_mean"] - short["chosen"][name]["test_mean"] for name in ("adam", "momentum")}
+    assert min(gains.values()) > 0.10 and gains["momentum"] > gains["adam"]
+    # the gap narrows by more than half, but every Adam run stays above every momentum run
+    short_gap = short["chosen"]["adam"]["test_mean"] - short["chosen"]["momentum"]["test_mean"]
+    assert 0 < adam["test_mean"] - momentum["test_mean"] < short_gap / 2
+    assert adam["test_min"] > momentum["test_max"]
+    # the spread between seeds shrinks; each keeps its 6-epoch rate; Adam at 0.01 has a seed stuck at chance
+    for name in ("adam", "momentum"):
+        c, s = longer["chosen"][name], short["chosen"][name]
+        assert c["test_max"] - c["test_min"] < (s["test_max"] - s["test_min"]) / 3
+        assert c["learning_rate"] == s["learning_rate"]
+    stuck = [r for r in longer["runs"] if r["optimizer"] == "adam" and r["learning_rate"] == 0.01
+             and max(r["val_curve"]) < 0.15]
+    assert len(stuck) == 1

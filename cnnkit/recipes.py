@@ -31,6 +31,8 @@ class Recipe:
     Batch norm: ``bn_scale=False`` freezes every scale gamma at 1 (only the shift beta
     learns); ``bn_weight_decay=False`` keeps batch norm's parameters out of weight decay;
     ``bn_shift_lr`` multiplies the learning rate of batch norm's shifts beta (airbench: 64).
+    ``bn_group`` g > 0 computes batch norm's training statistics over groups of g images
+    ("ghost" batch norm; ``batch_size`` must be a multiple of g); 0 over the whole batch.
     ``ema_momentum`` m > 0 evaluates an exponential moving average of the weights,
     ``w_avg <- m * w_avg + (1 - m) * w`` after every step, instead of the last weights.
     ``lookahead`` pulls the weights back to a slow copy every 5 steps, more strongly as
@@ -79,6 +81,7 @@ class Recipe:
     bn_scale: bool = True
     bn_weight_decay: bool = True
     bn_shift_lr: float = 1.0
+    bn_group: int = 0
     ema_momentum: float = 0.0
     lookahead: bool = False
     val_fraction: float = 0.1
@@ -135,6 +138,10 @@ class Recipe:
                              "with the mirrored ones)")
         boolean(self.bn_scale, "bn_scale")
         boolean(self.bn_weight_decay, "bn_weight_decay")
+        non_negative_int(self.bn_group, "bn_group")
+        if self.bn_group and self.batch_size % self.bn_group:
+            raise ValueError(f"bn_group={self.bn_group} must divide batch_size={self.batch_size}: batch norm's "
+                             "training statistics come from whole groups of bn_group images")
         if self.ema_momentum and self.patience:
             raise ValueError(f"ema_momentum={self.ema_momentum} needs patience=0: early stopping restores the best "
                              f"epoch's raw weights (patience={self.patience}) and would discard the average")

@@ -18,8 +18,8 @@ import_tensorflow()  # before Keras: hides TensorFlow's C++ start-up banner
 import keras  # noqa: E402
 from keras import layers  # noqa: E402
 
-__all__ = ["patch_whitening_kernel", "ScaledShift", "batch_norm", "resnet9_block", "build_model",
-           "partial_identity"]
+__all__ = ["patch_whitening_kernel", "ScaledShift", "GhostBatchNormalization", "batch_norm", "resnet9_block",
+           "build_model", "partial_identity"]
 
 
 def patch_whitening_kernel(x, mean, std, patch: int = 2, *, eps: float = 5e-4, max_images: int = 5000,
@@ -92,15 +92,59 @@ class ScaledShift(layers.Layer):
         return {**super().get_config(), "multiplier": self.multiplier}
 
 
+@keras.saving.register_keras_serializable(package="cnnkit")
+class GhostBatchNormalization(layers.BatchNormalization):
+    """Batch norm whose training statistics come from groups of ``group_size`` images ("ghost" batches).
+
+    In training a batch x (B, H, W, C), B a multiple of g = ``group_size``, is split into
+    B/g groups; group k is normalised with its own mean and variance over (g, H, W),
+    ``y = gamma * (x - mu_k) / sqrt(var_k + eps) + beta``. The moving statistics follow
+    the average of the groups' statistics. At inference it is ordinary batch norm with
+    the moving statistics. Smaller groups make the statistics noisier, a regulariser
+    (Hoffer et al. 2017; David Page's ResNet-9 used groups of 32).
+    """
+
+    def __init__(self, group_size: int = 32, **kwargs):
+        super().__init__(**kwargs)
+        self.group_size = positive_int(group_size, "group_size")
+
+    def call(self, inputs, training=None, mask=None):
+        if not (training and self.trainable) or mask is not None:
+            return super().call(inputs, training=training, mask=mask)
+        x = keras.ops.cast(inputs, "float32")
+        shape = keras.ops.shape(x)
+        grouped = keras.ops.reshape(x, (-1, self.group_size, *x.shape[1:]))
+        axes = tuple(range(1, len(grouped.shape) - 1))
+        mean, variance = keras.ops.moments(grouped, axes=axes, keepdims=True)
+        y = (grouped - mean) * keras.ops.rsqrt(variance + self.epsilon)
+        if self.scale:
+            y = y * keras.ops.cast(self.gamma, "float32")
+        if self.center:
+            y = y + keras.ops.cast(self.beta, "float32")
+        m = self.momentum
+        flat = (-1,)
+        self.moving_mean.assign(self.moving_mean * m + keras.ops.reshape(keras.ops.mean(mean, axis=0), flat) * (1 - m))
+        self.moving_variance.assign(self.moving_variance * m
+                                    + keras.ops.reshape(keras.ops.mean(variance, axis=0), flat) * (1 - m))
+        return keras.ops.cast(keras.ops.reshape(y, shape), self.compute_dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "group_size": self.group_size}
+
+
 def batch_norm(x, name: str, *, momentum: float = 0.9, scale: bool = True, shift_multiplier: float = 1.0,
-               dtype=None):
+               group_size: int = 0, dtype=None):
     """Batch normalisation of x (B, H, W, C); ``scale=False`` keeps gamma at 1.
 
     With ``shift_multiplier`` c != 1 the shift beta is a :class:`ScaledShift` after a
-    batch norm without one, so SGD moves it at c^2 times the learning rate.
+    batch norm without one, so SGD moves it at c^2 times the learning rate. With
+    ``group_size`` g > 0 the training statistics come from groups of g images
+    (:class:`GhostBatchNormalization`); 0 uses the whole batch.
     """
     center = shift_multiplier == 1.0
-    x = layers.BatchNormalization(momentum=momentum, scale=scale, center=center, name=name, dtype=dtype)(x)
+    options = dict(momentum=momentum, scale=scale, center=center, name=name, dtype=dtype)
+    norm = GhostBatchNormalization(group_size, **options) if group_size else layers.BatchNormalization(**options)
+    x = norm(x)
     if not center:
         x = ScaledShift(shift_multiplier, name=f"{name}_shift", dtype=dtype)(x)
     return x
@@ -158,7 +202,7 @@ def build_model(recipe="quick", *, whitening_kernel=None, input_shape=(32, 32, 3
 
     def norm(t, name):
         return batch_norm(t, name, momentum=recipe.bn_momentum, scale=recipe.bn_scale, shift_multiplier=multiplier,
-                          dtype=body)
+                          group_size=recipe.bn_group, dtype=body)
 
     keras.utils.set_random_seed(seed)
     inputs = keras.Input(shape=tuple(input_shape), name="image", dtype="float32")

@@ -328,6 +328,40 @@ def test_scaled_shift_moves_at_the_square_of_its_multiplier_under_sgd(tf, tmp_pa
     assert {layer.multiplier for layer in adamw.layers if isinstance(layer, ScaledShift)} == {64.0}
 
 
+def test_ghost_batch_norm_normalises_each_group_and_saves(tf, tmp_path):
+    import keras
+
+    from cnnkit.resnet9 import GhostBatchNormalization
+
+    x = np.random.default_rng(0).normal(loc=1.0, scale=3.0, size=(64, 5, 5, 3)).astype(np.float32)
+    x[32:] += 4.0  # the second half of the batch has another mean: groups of 32 must each see their own
+    whole, ghost = keras.layers.BatchNormalization(momentum=0.9), GhostBatchNormalization(64, momentum=0.9)
+    np.testing.assert_allclose(ghost(x, training=True), whole(x, training=True), atol=1e-5)  # one group: plain BN
+    np.testing.assert_allclose(ghost.moving_mean.numpy(), whole.moving_mean.numpy(), rtol=1e-6)
+    layer = GhostBatchNormalization(32, momentum=0.5)
+    y = np.asarray(layer(x, training=True))
+    groups = x.reshape(2, 32, 5, 5, 3)
+    mean, var = groups.mean(axis=(1, 2, 3), keepdims=True), groups.var(axis=(1, 2, 3), keepdims=True)
+    np.testing.assert_allclose(y, ((groups - mean) / np.sqrt(var + 1e-3)).reshape(x.shape), atol=1e-5)
+    np.testing.assert_allclose(layer.moving_mean.numpy(), 0.5 * mean.mean(axis=0).ravel(), rtol=1e-5)
+    np.testing.assert_allclose(layer.moving_variance.numpy(), 0.5 + 0.5 * var.mean(axis=0).ravel(), rtol=1e-5)
+    expected = (x - layer.moving_mean.numpy()) / np.sqrt(layer.moving_variance.numpy() + 1e-3)
+    np.testing.assert_allclose(layer(x, training=False), expected, atol=1e-5)  # inference: moving statistics
+    recipe = T.RECIPES["quick"].replace(widths=(8,), residual=(True,), batch_size=64, bn_group=16)
+    model = T.build_model(recipe, num_classes=10)
+    ghosts = [layer for layer in model.layers if isinstance(layer, GhostBatchNormalization)]
+    assert len(ghosts) == 3 and {g.group_size for g in ghosts} == {16}
+    model.save(tmp_path / "m.keras")
+    again = keras.saving.load_model(tmp_path / "m.keras")
+    images = np.random.default_rng(1).normal(size=(4, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_allclose(again(images), model(images), rtol=1e-5, atol=1e-6)
+    assert again.get_layer(ghosts[0].name).group_size == 16
+    with pytest.raises(ValueError, match="bn_group=48 must divide batch_size=256"):
+        T.RECIPES["quick"].replace(bn_group=48)
+    with pytest.raises(ValueError, match="group_size"):
+        GhostBatchNormalization(0)
+
+
 def test_two_convolutions_per_stage_and_identity_initialisation(tf):
     import keras
 

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 # benchmarks/ is on sys.path (the script's own folder): the grid, the choice and the record are shared
-from optimizer_rates import run_grid, start
+from optimizer_rates import lesson_draw, run_grid, start
 
 INPUTS = ("raw 0..255", "x / 255", "z-score")
 # one grid per optimiser, the same for every input; each spans the lesson's rate by at least a factor
@@ -56,7 +56,6 @@ def split_setting(name: str) -> tuple[str, str]:
 def main(argv=None) -> int:
     args = start(__doc__, argv, fast_help="a smoke run: few images, 1 epoch, a smaller grid")
     from cnnkit import experiments
-    from cnnkit.data import load_dataset, stratified_subset, train_val_split
     from cnnkit.normalization import StandardScaler
     from cnnkit.pipeline import make_dataset
 
@@ -64,15 +63,8 @@ def main(argv=None) -> int:
     if args.fast:
         epochs, n_train, n_val, rates, seeds = (FAST["epochs"], FAST["n_train"], FAST["n_val"], FAST["rates"],
                                                 FAST["seeds"])
-    data = load_dataset(args.dataset, args.data_dir, download=False)
-    # lesson 03's draw: 10% of the training split held out, then a stratified subset of each part
-    (x_train, y_train), (x_val, y_val) = train_val_split(data.x_train, data.y_train, val_fraction=0.1, seed=0)
-    x_tr, y_tr = stratified_subset(x_train, y_train, min(n_train, len(y_train)), seed=0)
-    x_va, y_va = stratified_subset(x_val, y_val, min(n_val, len(y_val)), seed=0)
-    x_test, y_test = data.x_test, data.y_test
-    if args.fast:
-        x_test, y_test = stratified_subset(x_test, y_test, FAST["n_test"], seed=0)
-    del data, x_train, y_train, x_val, y_val
+    (x_tr, y_tr), (x_va, y_va), (x_test, y_test) = lesson_draw(args.dataset, args.data_dir, n_train, n_val,
+                                                              FAST["n_test"] if args.fast else None)
     preprocess = {"raw 0..255": "raw", "x / 255": "scale", "z-score": StandardScaler().fit(x_tr).batch_fn()}
     test_sets = {name: make_dataset(x_test, y_test, 512, preprocess=pre) for name, pre in preprocess.items()}
 

@@ -149,7 +149,9 @@ def run_grid(grid: dict, seeds, train_one, setup: dict, out: Path, reuse_from: s
                 runs.append({key: name, "learning_rate": rate, "seed": seed,
                              "val_accuracy": history["val_accuracy"][-1], "test_accuracy": float(test_accuracy),
                              "val_curve": [round(v, 4) for v in history["val_accuracy"]],
-                             "train_loss": history["loss"][-1], "seconds": round(history["seconds"], 1)})
+                             "train_loss": history["loss"][-1],
+                             "loss_curve": [round(v, 4) for v in history["loss"]],
+                             "seconds": round(history["seconds"], 1)})
                 print(f"[{len(runs)}/{total}] seed {seed} {name} {rate:g}: validation "
                       f"{runs[-1]['val_accuracy']:.1%}, test {test_accuracy:.1%} ({history['seconds']:.0f} s)", flush=True)
     chosen = choose(runs, key)
@@ -161,6 +163,25 @@ def run_grid(grid: dict, seeds, train_one, setup: dict, out: Path, reuse_from: s
     write_atomic(out, json.dumps(record, indent=2))
     print(f"wrote {out}")
     return record
+
+
+def lesson_draw(dataset: str, data_dir, n_train: int, n_val: int, n_test: int | None = None):
+    """Lessons 03 and 04's draw of CIFAR-10 (or the offline set): ``(x_tr, y_tr), (x_val, y_val), (x_test, y_test)``.
+
+    10% of the training split held out (seed 0), then a stratified ``n_train`` of the rest and
+    ``n_val`` of the held-out part (seed 0); the test split whole, or a stratified ``n_test``.
+    All uint8 arrays; the full dataset is let go.
+    """
+    from cnnkit.data import load_dataset, stratified_subset, train_val_split
+
+    data = load_dataset(dataset, data_dir, download=False)
+    (x_train, y_train), (x_val, y_val) = train_val_split(data.x_train, data.y_train, val_fraction=0.1, seed=0)
+    x_tr, y_tr = stratified_subset(x_train, y_train, min(n_train, len(y_train)), seed=0)
+    x_va, y_va = stratified_subset(x_val, y_val, min(n_val, len(y_val)), seed=0)
+    x_test, y_test = data.x_test, data.y_test
+    if n_test is not None:
+        x_test, y_test = stratified_subset(x_test, y_test, n_test, seed=0)
+    return (x_tr, y_tr), (x_va, y_va), (x_test, y_test)
 
 
 def lesson08_data(dataset: str, data_dir, n_train: int, n_test: int | None = None):

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 # benchmarks/ is on sys.path (the script's own folder): the options and the start are shared
-from optimizer_rates import start
+from optimizer_rates import lesson_draw, start
 
 VARIANTS = {
     "neither": dict(batch_norm=False, dropout=0.0),
@@ -80,7 +80,7 @@ def main(argv=None) -> int:
     import keras
 
     from cnnkit import experiments
-    from cnnkit.data import load_dataset, stratified_subset, train_val_split
+    from cnnkit.data import stratified_subset
     from cnnkit.env import cpu_model
     from cnnkit.files import write_atomic
     from cnnkit.normalization import StandardScaler
@@ -90,18 +90,13 @@ def main(argv=None) -> int:
     if args.fast:
         epochs, n_pool, n_val, n_small, seeds = (FAST["epochs"], FAST["n_pool"], FAST["n_val"], FAST["n_small"],
                                                  FAST["seeds"])
-    data = load_dataset(args.dataset, args.data_dir, download=False)
-    # lesson 04's draw: 10% held out; 10,000 + 2,000 images drawn from the two parts; the z-score fitted
-    # on the 10,000; the regularisation experiment trains on 2,000 of them
-    (x_train, y_train), (x_val, y_val) = train_val_split(data.x_train, data.y_train, val_fraction=0.1, seed=0)
-    x_pool, y_pool = stratified_subset(x_train, y_train, min(n_pool, len(y_train)), seed=0)
-    x_va, y_va = stratified_subset(x_val, y_val, min(n_val, len(y_val)), seed=0)
+    # lesson 04's draw: 10,000 + 2,000 images; the z-score fitted on the 10,000; the regularisation
+    # experiment trains on 2,000 of them
+    (x_pool, y_pool), (x_va, y_va), (x_test, y_test) = lesson_draw(args.dataset, args.data_dir, n_pool, n_val,
+                                                                  FAST["n_test"] if args.fast else None)
     zscore = StandardScaler().fit(x_pool).batch_fn()
     x_tr, y_tr = stratified_subset(x_pool, y_pool, min(n_small, len(y_pool)), seed=1)
-    x_test, y_test = data.x_test, data.y_test
-    if args.fast:
-        x_test, y_test = stratified_subset(x_test, y_test, FAST["n_test"], seed=0)
-    del data, x_train, y_train, x_val, y_val, x_pool, y_pool
+    del x_pool, y_pool
     test_ds = make_dataset(x_test, y_test, 500, preprocess=zscore)
 
     class KeepBest(keras.callbacks.Callback):

@@ -1,4 +1,4 @@
-"""The benchmarks whose records lessons 03 and 04 read: normalization_rates.py and regularization_budget.py."""
+"""The benchmarks whose records lessons read (03, 04, 08: rates and budgets; 01: centring and zeros)."""
 from __future__ import annotations
 
 import json
@@ -203,3 +203,91 @@ def test_the_shipped_schedule_record_supports_what_lesson_08_says_of_it():
     stuck = [r for r in longer["runs"] if r["optimizer"] == "adam" and r["learning_rate"] == 0.01
              and max(r["val_curve"]) < 0.15]
     assert len(stuck) == 1
+
+
+def test_centred_activations_start_from_the_same_weights_and_centre_each_unit(in_benchmarks):
+    import keras
+    import numpy as np
+
+    centred = benchmark_module("centred_activations")
+    calibration = np.random.default_rng(0).normal(size=(200, 4, 4, 3)).astype(np.float32)
+    plain = centred.mlp("relu", calibration, depth=2, width=16, seed=3)
+    shifted = centred.mlp("centred relu", calibration, depth=2, width=16, seed=3)
+    kernels = [[layer.kernel.numpy() for layer in m.layers if isinstance(layer, keras.layers.Dense)]
+               for m in (plain, shifted)]
+    assert all(np.array_equal(a, b) for a, b in zip(*kernels)) and len(kernels[0]) == 3
+    hidden = keras.Model(shifted.inputs, shifted.layers[-2].output)  # the last centred hidden layer
+    assert np.abs(hidden.predict(calibration, verbose=0).mean(axis=0)).max() < 1e-4
+    assert not shifted.layers[-2].trainable_weights  # the shift is fixed, not learnt
+    with pytest.raises(ValueError, match="setting must be one of"):
+        centred.mlp("tanh", calibration, depth=1, width=4, seed=0)
+
+
+def test_centred_activations_smoke_run_offline(in_benchmarks, tmp_path):
+    record = _run("centred_activations.py", tmp_path / "centred.json")
+    assert set(record["chosen"]) == {"relu", "centred relu"} and record["setup"]["fast"]
+    assert all(len(run["loss_curve"]) == record["setup"]["epochs"] for run in record["runs"])
+
+
+def test_the_shipped_centring_record_supports_what_lesson_01_says_of_it():
+    """Lesson 01's reading of the centred-ReLU experiment; re-recording must not contradict it."""
+    from cnnkit import records
+
+    record = records.load("centred_activations", command="-", keys=("setup", "chosen", "runs"))
+    setup = record["setup"]
+    assert not setup["fast"] and setup["seeds"] == [0, 1, 2] and setup["epochs"] == 10
+    assert len(record["runs"]) == 2 * len(setup["grid"]["relu"]) * 3
+
+    def final_losses(setting, rate):
+        values = [r["loss_curve"][-1] for r in record["runs"] if r["setting"] == setting and r["learning_rate"] == rate]
+        assert len(values) == 3
+        return values
+
+    finite_relu = [v for rate in setup["grid"]["relu"] for v in final_losses("relu", rate) if v < 10]
+    for rate in (0.03, 0.1):  # every centred run at the larger rates below every uncentred run at any rate
+        assert max(final_losses("centred relu", rate)) < min(finite_relu)
+    mean = {(s, r): sum(final_losses(s, r)) / 3 for s in ("relu", "centred relu") for r in (0.003, 0.03, 0.1)}
+    assert mean["relu", 0.1] >= mean["relu", 0.03] and mean["centred relu", 0.1] < mean["centred relu", 0.03]
+    assert mean["relu", 0.003] < mean["centred relu", 0.003] < mean["relu", 0.003] + 0.05  # marginally ahead
+    assert not any(v < 10 for s in ("relu", "centred relu") for v in final_losses(s, 0.3))  # NaN or huge: diverged
+    relu, centred = record["chosen"]["relu"], record["chosen"]["centred relu"]
+    assert centred["val_mean"] > relu["val_mean"] and centred["test_mean"] > relu["test_mean"]
+    assert centred["test_min"] <= relu["test_max"]  # the test ranges overlap
+
+
+def test_relu_sparsity_draws_the_asked_share_of_zeros_and_finds_the_break_even(in_benchmarks):
+    import numpy as np
+
+    sparsity = benchmark_module("relu_sparsity")
+    for fraction in (0.0, 0.5, 0.9):
+        h = sparsity.relu_outputs(fraction, (64, 100))
+        assert abs(np.mean(h == 0) - fraction) < 0.01 and h.min() >= 0
+    with pytest.raises(ValueError, match=r"fraction of zeros must be in \[0, 1\), got 1.0"):
+        sparsity.relu_outputs(1.0, (2, 2))
+    results = [{"fraction_zeros": f, "sparse / dense": {"median": m}} for f, m in ((0.5, 3.0), (0.9, 0.9), (0.95, 1.1),
+                                                                                  (0.99, 0.5), (0.995, 0.3))]
+    assert sparsity.break_even(results) == 0.99  # from where on it stays below 1
+    assert sparsity.break_even(results[:3]) is None
+
+
+def test_relu_sparsity_smoke_run(tmp_path):
+    done = subprocess.run([sys.executable, "benchmarks/relu_sparsity.py", "--fast", "--json", str(tmp_path / "s.json")],
+                          capture_output=True, text=True, cwd=REPO, env=subprocess_env(), timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads((tmp_path / "s.json").read_text())
+    assert [e["fraction_zeros"] for e in record["results"]] == [0.5, 0.99] and record["setup"]["fast"]
+
+
+def test_the_shipped_sparsity_record_supports_what_lesson_01_says_of_it():
+    from cnnkit import records
+
+    record = records.load("relu_sparsity", command="-", keys=("setup", "results", "break_even"))
+    assert not record["setup"]["fast"]
+    by_share = {e["fraction_zeros"]: e for e in record["results"]}
+    dense = [e["dense ms"] for e in record["results"]]
+    assert max(dense) < 1.3 * min(dense)  # the dense product ignores the zeros
+    assert by_share[0.5]["sparse / dense"]["min"] > 10  # tens of times slower at ReLU's share, in every round
+    assert by_share[0.0]["sparse / dense"]["median"] > by_share[0.5]["sparse / dense"]["median"]
+    sparse, converted = record["break_even"]["sparse"], record["break_even"]["sparse with conversion"]
+    assert sparse is not None and sparse >= 0.95  # it wins only when almost everything is zero
+    assert converted is None or converted > sparse  # converting in every step pushes it higher

@@ -128,9 +128,6 @@ def run_grid(grid: dict, seeds, train_one, setup: dict, out: Path, reuse_from: s
     """
     import keras
 
-    from cnnkit.env import cpu_model
-    from cnnkit.files import write_atomic
-
     try:
         reuse = reusable_runs(reuse_from, setup, key)
     except ValueError as err:
@@ -157,10 +154,19 @@ def run_grid(grid: dict, seeds, train_one, setup: dict, out: Path, reuse_from: s
     chosen = choose(runs, key)
     table = markdown(chosen, runs, key)
     print(table)
-    record = {"setup": setup, "chosen": chosen, "runs": runs, "markdown": table, "cpu": cpu_model(),
-              "cpu_count": os.cpu_count(), "seconds": round(time.perf_counter() - started, 1),
-              "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
-    write_atomic(out, json.dumps(record, indent=2))
+    return write_record(out, {"setup": setup, "chosen": chosen, "runs": runs, "markdown": table}, started)
+
+
+def write_record(out, record: dict, started: float) -> dict:
+    """Complete a benchmark's ``record`` with the machine (CPU model and count), the seconds since
+    ``started`` (a ``time.perf_counter()`` reading) and the time it finished, write it to ``out``
+    as JSON in one step (nothing half-written on failure) and return it."""
+    from cnnkit.env import cpu_model
+    from cnnkit.files import write_atomic
+
+    record = {**record, "cpu": cpu_model(), "cpu_count": os.cpu_count(),
+              "seconds": round(time.perf_counter() - started, 1), "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+    write_atomic(Path(out), json.dumps(record, indent=2))
     print(f"wrote {out}")
     return record
 
@@ -204,11 +210,11 @@ def lesson08_data(dataset: str, data_dir, n_train: int, n_test: int | None = Non
     return (x_tr, y_tr), (x_val, y_val), (make_dataset(x_test, y_test, 512, preprocess="scale"), y_test)
 
 
-def start(doc: str, argv=None, *, fast_help: str, reuse: bool = True) -> argparse.Namespace:
+def start(doc: str, argv=None, *, fast_help: str, reuse: bool = True, flags=None) -> argparse.Namespace:
     """The common start of the benchmarks that train on CIFAR-10 for a lesson: parse their shared options
-    (``--data-dir``, ``--dataset``, ``--fast``, ``--json`` and, with ``reuse``, ``--reuse``), then seed
-    everything and start TensorFlow (``cnnkit.env.setup``). ``doc``: the script's docstring, whose first
-    paragraph describes it in ``--help``."""
+    (``--data-dir``, ``--dataset``, ``--fast``, ``--json`` and, with ``reuse``, ``--reuse``) and the
+    script's own on/off ``flags`` (``{"--name": help}``), then seed everything and start TensorFlow
+    (``cnnkit.env.setup``). ``doc``: the script's docstring, whose first paragraph describes it in ``--help``."""
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--data-dir", default=None, help="folder with cifar-10-batches-py (default: $CNNKIT_DATA_DIR)")
     parser.add_argument("--dataset", choices=("cifar10", "offline"), default="cifar10")
@@ -217,6 +223,8 @@ def start(doc: str, argv=None, *, fast_help: str, reuse: bool = True) -> argpars
     if reuse:
         parser.add_argument("--reuse", default=None,
                             help="an earlier record of the same setup: its runs are not trained again")
+    for flag, text in (flags or {}).items():
+        parser.add_argument(flag, action="store_true", help=text)
     args = parser.parse_args(argv)
 
     from cnnkit.env import import_tensorflow, setup

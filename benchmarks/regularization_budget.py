@@ -19,14 +19,11 @@ lesson checks that they agree::
 """
 from __future__ import annotations
 
-import json
-import os
 import sys
 import time
-from pathlib import Path
 
 # benchmarks/ is on sys.path (the script's own folder): the options and the start are shared
-from optimizer_rates import lesson_draw, start
+from optimizer_rates import lesson_draw, start, write_record
 
 VARIANTS = {
     "neither": dict(batch_norm=False, dropout=0.0),
@@ -81,8 +78,6 @@ def main(argv=None) -> int:
 
     from cnnkit import experiments
     from cnnkit.data import stratified_subset
-    from cnnkit.env import cpu_model
-    from cnnkit.files import write_atomic
     from cnnkit.normalization import StandardScaler
     from cnnkit.pipeline import make_dataset
 
@@ -135,10 +130,8 @@ def main(argv=None) -> int:
                         "n_val": len(y_va), "n_test": len(y_test), "epochs": epochs, "batch_size": 128,
                         "optimizer": "adam", "learning_rate": 1e-3, "seeds": list(seeds), "dataset": args.dataset,
                         "fast": args.fast},
-              "summary": summary, "runs": runs, "markdown": table, "cpu": cpu_model(), "cpu_count": os.cpu_count(),
-              "seconds": round(time.perf_counter() - started, 1), "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
-    write_atomic(Path(args.json), json.dumps(record, indent=2))
-    print(f"wrote {args.json}")
+              "summary": summary, "runs": runs, "markdown": table}
+    write_record(args.json, record, started)
     return 0
 
 

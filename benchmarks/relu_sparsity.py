@@ -22,13 +22,13 @@ round, so that the machine's drift cancels in their ratios; each round gives the
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
+
+# benchmarks/ is on sys.path (the script's own folder): the record is written as the others are
+from optimizer_rates import write_record
 
 FRACTIONS = (0.0, 0.5, 0.75, 0.9, 0.95, 0.98, 0.99, 0.995)
 BATCH, UNITS, ROUNDS, REPEATS = 256, 1024, 7, 9
@@ -105,8 +105,7 @@ def main(argv=None) -> int:
     parser.add_argument("--fast", action="store_true", help="a smoke run: small matrices, two fractions, two rounds")
     parser.add_argument("--json", required=True, help="where to write the record")
     args = parser.parse_args(argv)
-    from cnnkit.env import cpu_model, import_tensorflow
-    from cnnkit.files import write_atomic
+    from cnnkit.env import import_tensorflow
 
     import_tensorflow()
     settings = dict(fractions=FRACTIONS, batch=BATCH, units=UNITS, rounds=ROUNDS, repeats=REPEATS)
@@ -122,12 +121,9 @@ def main(argv=None) -> int:
                         "W": [settings["units"], settings["units"]], "dtype": "float32", "rounds": settings["rounds"],
                         "repeats": settings["repeats"], "fast": args.fast},
               "results": results, "break_even": {way: break_even(results, way)
-                                                 for way in ("sparse", "sparse with conversion")},
-              "cpu": cpu_model(), "cpu_count": os.cpu_count(), "seconds": round(time.perf_counter() - started, 1),
-              "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+                                                 for way in ("sparse", "sparse with conversion")}}
     print(f"break-even fraction of zeros: {record['break_even']}")
-    write_atomic(Path(args.json), json.dumps(record, indent=2))
-    print(f"wrote {args.json}")
+    write_record(args.json, record, started)
     return 0
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-__all__ = ["RESULTS", "path", "load"]
+__all__ = ["RESULTS", "path", "load", "by_rate"]
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -42,3 +42,21 @@ def load(name: str, *, command: str, keys=()) -> dict:
     if missing:
         raise ValueError(f"{where} lacks {missing}; remake it with `{command}`")
     return record
+
+
+def by_rate(record: dict, field: str, *, key: str) -> dict:
+    """One field of a record's runs, grouped: ``{run[key]: {learning rate: [run[field] of each seed]}}``.
+
+    ``record["runs"]`` is a list of dicts, each with ``key`` (the setting it ran: an optimiser, a
+    network), ``"learning_rate"`` and ``field``, and usually ``"seed"``. Settings keep the order in
+    which they first appear among the lowest seed's runs, rates are sorted, and each list follows
+    the seeds (a run without one counts as seed 0). Raises ``ValueError`` naming a run that lacks
+    ``key``, the rate or ``field``.
+    """
+    grouped: dict = {}
+    for j, run in enumerate(sorted(record.get("runs", []), key=lambda r: r.get("seed", 0))):
+        missing = [name for name in (key, "learning_rate", field) if name not in run]
+        if missing:
+            raise ValueError(f"run {j} of the record lacks {missing}; it has {sorted(run)}")
+        grouped.setdefault(run[key], {}).setdefault(float(run["learning_rate"]), []).append(run[field])
+    return {setting: dict(sorted(rates.items())) for setting, rates in grouped.items()}

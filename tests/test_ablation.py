@@ -172,6 +172,20 @@ def test_a_record_name_is_a_plain_file_stem(name):
         records.path(name)
 
 
+def test_by_rate_groups_a_records_runs_by_setting_rate_and_seed():
+    def run(net, rate, seed, acc):
+        return {"network": net, "learning_rate": rate, "seed": seed, "val_accuracy": acc}
+
+    record = {"runs": [run("BN", 0.3, 1, 0.5), run("no BN", 0.1, 0, 0.4), run("BN", 0.03, 0, 0.6),
+                       run("BN", 0.3, 0, 0.45), run("no BN", 0.1, 1, 0.42)]}
+    grouped = records.by_rate(record, "val_accuracy", key="network")
+    assert grouped == {"no BN": {0.1: [0.4, 0.42]}, "BN": {0.03: [0.6], 0.3: [0.45, 0.5]}}
+    assert list(grouped) == ["no BN", "BN"] and list(grouped["BN"]) == [0.03, 0.3]
+    with pytest.raises(ValueError, match=r"run 1 of the record lacks \['val_accuracy'\]; it has \['learning_rate'"):
+        records.by_rate({"runs": [run("BN", 0.3, 0, 0.5), {"learning_rate": 0.1, "network": "BN", "seed": 1}]},
+                        "val_accuracy", key="network")
+
+
 def test_the_shipped_ablations_support_what_lesson_09_says_of_them():
     """Lesson 09's written readings of both tables; a re-recorded ablation must not contradict them."""
     for name in ("quick", "good"):

@@ -1,4 +1,4 @@
-"""The benchmarks whose records lessons read (03, 04, 08: rates and budgets; 01: centring and zeros)."""
+"""The benchmarks whose records lessons read (03, 04, 08: rates, budgets and time; 01: centring and zeros)."""
 from __future__ import annotations
 
 import json
@@ -331,3 +331,140 @@ def test_the_shipped_optimizer_record_supports_what_lesson_09_says_of_it():
     at_003 = runs(0.03)
     assert sum(r["test_accuracy"] for r in at_003) / 3 > adam["test_mean"]  # better on test ...
     assert sum(r["val_accuracy"] for r in at_003) / 3 < adam["val_mean"]  # ... but worse on validation
+
+
+def test_gd_wallclock_snapshots_targets_and_choice(in_benchmarks):
+    clock = benchmark_module("gd_wallclock")
+    assert clock.snapshot_times(3) == [0.25, 0.5, 1.0, 2.0, 3.0]
+    with pytest.raises(ValueError, match="budget must be a number of seconds, at least 1, got 0.5"):
+        clock.snapshot_times(0.5)
+    curve = [[0.0, 2.3], [0.5, 2.0], [1.0, 1.7], [2.0, 1.8]]
+    assert clock.seconds_to(curve, 2.0) == 0.5 and clock.seconds_to(curve, 1.75) == 1.0
+    assert clock.seconds_to(curve, 1.5) is None
+    nan = float("nan")
+
+    def run(variant, rate, seed, final):
+        return {"variant": variant, "learning_rate": rate, "seed": seed, "steps": 10, "epochs": 1.0,
+                "curve": [[0.0, 2.3], [1.0, final]]}
+
+    runs = [run("a", 0.1, 0, 1.0), run("a", 0.1, 1, 1.2), run("a", 0.3, 0, nan), run("a", 0.3, 1, 0.1),
+            run("b", 1.0, 0, 1.5), run("b", 1.0, 1, 1.5), run("b", 3.0, 0, 1.5), run("b", 3.0, 1, 1.5)]
+    chosen = clock.choose(runs)
+    assert chosen["a"]["learning_rate"] == 0.1  # a diverged seed rules its rate out
+    assert chosen["b"]["learning_rate"] == 1.0 and chosen["b"]["at_grid_edge"]  # a tie goes to the smaller rate
+    assert chosen["a"]["final"] == [1.0, 1.2] and abs(chosen["a"]["final_mean"] - 1.1) < 1e-12
+    reached = clock.reach(chosen, runs)
+    assert reached["b"]["loss"] == 1.5 and reached["b"]["seconds"]["a"] == [1.0, 1.0]
+    assert reached["a"]["seconds"]["b"] == [None, None]  # b never gets down to a's loss
+
+
+def test_gd_wallclock_smoke_run_offline(in_benchmarks, tmp_path):
+    record = _run("gd_wallclock.py", tmp_path / "gd.json")
+    setup = record["setup"]
+    assert setup["fast"] and set(record["chosen"]) == set(setup["grid"]) == set(record["reach"])
+    for run in record["runs"]:
+        times = [t for t, _ in run["curve"]]
+        assert len(times) == len(setup["snapshots"]) + 1 and times[0] == 0.0 and times == sorted(times)
+        assert times[-1] >= setup["budget_seconds"] and run["steps"] > 1
+    sizes = {run["variant"]: run["batch_size"] for run in record["runs"]}
+    assert sizes["batch GD (b = n)"] == setup["n_train"] and sizes["SGD (b = 1)"] == 1
+
+
+def test_batchnorm_rates_smoke_run_offline_with_a_cosine(in_benchmarks, tmp_path):
+    out = tmp_path / "bn.json"
+    done = subprocess.run([sys.executable, "benchmarks/batchnorm_rates.py", "--dataset", "offline", "--fast", "--cosine",
+                           "--json", str(out)], capture_output=True, text=True, cwd=REPO, env=subprocess_env(),
+                          timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads(out.read_text())
+    setup = record["setup"]
+    assert setup["fast"] and setup["schedule"].startswith("cosine") and set(record["chosen"]) == {"no BN", "BN"}
+    assert setup["steps"] == setup["epochs"] * -(-setup["n_train"] // setup["batch_size"])
+    assert all(len(run["loss_curve"]) == setup["epochs"] for run in record["runs"])
+    bn = benchmark_module("batchnorm_rates")
+    import keras
+
+    def norms(model):
+        return sum(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)
+
+    with_bn = bn.network(True, seed=0)
+    assert norms(with_bn) == 3 and norms(bn.network(False, seed=0)) == 0 and with_bn.get_layer("bn1").momentum == 0.9
+    assert [with_bn.get_layer(f"conv{j}").filters for j in (1, 2, 3)] == [8, 16, 32]
+
+
+def test_the_shipped_wallclock_record_supports_what_lesson_08_says_of_it():
+    """Lesson 08's written reading of 30 seconds of training with batches of 1, 32 and all 2,000 images."""
+    from cnnkit import records
+
+    record = records.load("gd_wallclock", command="-", keys=("setup", "chosen", "reach", "runs"))
+    setup = record["setup"]
+    assert not setup["fast"] and setup["budget_seconds"] == 30 and setup["seeds"] == [0, 1, 2]
+    assert setup["n_train"] == 2000 and len(record["runs"]) == 3 * sum(len(g["rates"]) for g in setup["grid"].values())
+    sgd, mini, full = (record["chosen"][v] for v in ("SGD (b = 1)", "mini-batch (b = 32)", "batch GD (b = n)"))
+    assert not sgd["at_grid_edge"] and not mini["at_grid_edge"]
+    # every mini-batch seed ends below every seed of the other two; SGD ends below batch GD on average
+    assert max(mini["final"]) < min(sgd["final"] + full["final"]) and sgd["final_mean"] < full["final_mean"]
+    # batch GD takes a few dozen steps and barely leaves the loss of a uniform guess, ln 10 = 2.303, at every rate
+    assert max(full["steps"]) < 50 and all(r["curve"][-1][1] > 2.2 for r in record["runs"]
+                                             if r["variant"] == "batch GD (b = n)")
+    # SGD reaches batch GD's final loss within half the budget, the mini-batches reach SGD's sooner than SGD does
+    reach = record["reach"]
+    assert all(s is not None and s < 10 for s in reach["batch GD (b = n)"]["seconds"]["SGD (b = 1)"])
+    # thousands of updates but about two epochs for SGD, more than a thousand and about twenty for the mini-batches
+    assert min(sgd["steps"]) > 2000 and max(sgd["epochs"]) < 3
+    assert min(mini["steps"]) > 1000 and all(15 < e < 25 for e in mini["epochs"])
+    # a shared machine: one step's time varies up to about twofold between runs of the same batch size
+    spread = max(max(times) / min(times) for times in (
+        [r["ms_per_step"] for r in record["runs"] if r["batch_size"] == b] for b in (1, 32, 2000)))
+    assert 1.5 < spread < 2.5
+    to_sgd = reach["SGD (b = 1)"]["seconds"]
+    assert None not in to_sgd["mini-batch (b = 32)"] + to_sgd["SGD (b = 1)"]
+    assert sum(to_sgd["mini-batch (b = 32)"]) < sum(to_sgd["SGD (b = 1)"])
+    assert all(s is None for v in ("SGD (b = 1)", "batch GD (b = n)") for s in reach["mini-batch (b = 32)"]["seconds"][v])
+
+    # per example batch GD is the cheapest and SGD the dearest: time is not what holds batch GD back
+    def per_example(variant):
+        chosen = record["chosen"][variant]["learning_rate"]
+        runs = [r for r in record["runs"] if r["variant"] == variant and r["learning_rate"] == chosen]
+        return max(r["ms_per_step"] / r["batch_size"] for r in runs), min(r["ms_per_step"] / r["batch_size"] for r in runs)
+
+    assert per_example("batch GD (b = n)")[0] < per_example("mini-batch (b = 32)")[1]
+    assert per_example("mini-batch (b = 32)")[0] < per_example("SGD (b = 1)")[1]
+
+
+def test_the_shipped_batchnorm_records_support_what_lesson_04_says_of_them():
+    """Lesson 04's written reading of 1,570 steps at constant rates and with a cosine to zero."""
+    from cnnkit import records
+
+    constant = records.load("batchnorm_rates", command="-", keys=("setup", "chosen", "runs"))
+    cosine = records.load("batchnorm_rates_cosine", command="-", keys=("setup", "chosen", "runs"))
+    for record in (constant, cosine):
+        setup = record["setup"]
+        assert not setup["fast"] and setup["seeds"] == [0, 1, 2] and setup["n_train"] == 10000
+        assert setup["epochs"] == 10 and setup["batch_size"] == 64 and len(record["runs"]) == 30
+    assert cosine["setup"]["steps"] == 1570 and "constant" in constant["setup"]["optimizer"]
+
+    def means(record, field):
+        return {net: {rate: sum(v) / len(v) for rate, v in by_rate.items()}
+                for net, by_rate in records.by_rate(record, field, key="network").items()}
+
+    def best(by_rate):
+        return min(by_rate, key=by_rate.get)
+
+    loss, loss_cos = means(constant, "train_loss"), means(cosine, "train_loss")
+    # constant: batch norm's lowest loss at 3x the plain network's best rate, and below all of the plain one's
+    assert (best(loss["BN"]), best(loss["no BN"])) == (0.1, 0.03)
+    assert min(loss["BN"].values()) < min(loss["no BN"].values())
+    assert loss["no BN"][0.1] > loss["no BN"][0.03] and means(constant, "val_accuracy")["no BN"][0.3] < 0.2
+    # cosine: batch norm's loss falls up to a peak of 0.3, ten times the plain network's best
+    assert (best(loss_cos["BN"]), best(loss_cos["no BN"])) == (0.3, 0.03)
+    # constant: the validation accuracy scatters at batch norm's high rates; chosen at 0.03, about two points ahead
+    val = records.by_rate(constant, "val_accuracy", key="network")["BN"]
+    assert max(max(val[r]) - min(val[r]) for r in (0.1, 0.3)) > 0.04
+    bn, plain = constant["chosen"]["BN"], constant["chosen"]["no BN"]
+    assert bn["learning_rate"] == 0.03 and 0.01 < bn["test_mean"] - plain["test_mean"] < 0.03
+    # cosine: chosen at 0.3 against 0.03, about six points ahead, every seed above, seeds within half a point
+    bn, plain = cosine["chosen"]["BN"], cosine["chosen"]["no BN"]
+    assert (bn["learning_rate"], plain["learning_rate"]) == (0.3, 0.03) and not bn["at_grid_edge"]
+    assert 0.05 < bn["test_mean"] - plain["test_mean"] < 0.07 and bn["test_min"] > plain["test_max"]
+    assert bn["test_max"] - bn["test_min"] < 0.005

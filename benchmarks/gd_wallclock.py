@@ -50,34 +50,34 @@ def seconds_to(curve: list[list[float]], target: float) -> float | None:
 
 def choose(runs: list[dict]) -> dict[str, dict]:
     """Per variant, the rate with the lowest mean final loss over its seeds (a loss that is not a
-    number counts as infinite; ties go to the smaller rate), with its runs' final losses."""
-    grouped: dict[str, dict[float, list[dict]]] = {}
-    for run in runs:
-        grouped.setdefault(run["variant"], {}).setdefault(run["learning_rate"], []).append(run)
-    def mean_final(rate_runs):
-        finals = [r["curve"][-1][1] for r in rate_runs]
-        return sum(finals) / len(finals) if all(math.isfinite(f) for f in finals) else math.inf
+    number counts as infinite; ties go to the smaller rate), with its runs' final losses, steps and
+    epochs in seed order."""
+    from cnnkit.records import by_rate
+
+    curves, steps, epochs = (by_rate({"runs": runs}, field, key="variant") for field in ("curve", "steps", "epochs"))
+
+    def mean(values):
+        return sum(values) / len(values) if all(math.isfinite(v) for v in values) else math.inf
 
     chosen = {}
-    for variant, by_rate in grouped.items():
-        best = min(by_rate, key=lambda rate: (mean_final(by_rate[rate]), rate))
-        finals = [r["curve"][-1][1] for r in sorted(by_rate[best], key=lambda r: r["seed"])]
-        chosen[variant] = {"learning_rate": best, "final": finals, "final_mean": mean_final(by_rate[best]),
-                           "steps": [r["steps"] for r in by_rate[best]], "epochs": [r["epochs"] for r in by_rate[best]],
-                           "at_grid_edge": best in (min(by_rate), max(by_rate))}
+    for variant, by_rate_curves in curves.items():
+        finals = {rate: [curve[-1][1] for curve in seeds] for rate, seeds in by_rate_curves.items()}
+        best = min(finals, key=lambda rate: (mean(finals[rate]), rate))
+        chosen[variant] = {"learning_rate": best, "final": finals[best], "final_mean": mean(finals[best]),
+                           "steps": steps[variant][best], "epochs": epochs[variant][best],
+                           "at_grid_edge": best in (min(finals), max(finals))}
     return chosen
 
 
 def reach(chosen: dict[str, dict], runs: list[dict]) -> dict[str, dict]:
     """For each variant's mean final loss (at its chosen rate) as a target: the seconds every variant's
     chosen runs took to reach it (:func:`seconds_to`, one per seed; ``None``: not within the budget)."""
-    out = {}
-    for target, c in chosen.items():
-        out[target] = {"loss": c["final_mean"], "seconds": {
-            variant: [seconds_to(r["curve"], c["final_mean"]) for r in sorted(runs, key=lambda r: r["seed"])
-                      if r["variant"] == variant and r["learning_rate"] == other["learning_rate"]]
-            for variant, other in chosen.items()}}
-    return out
+    from cnnkit.records import by_rate
+
+    curves = by_rate({"runs": runs}, "curve", key="variant")
+    return {target: {"loss": c["final_mean"], "seconds": {
+        variant: [seconds_to(curve, c["final_mean"]) for curve in curves[variant][other["learning_rate"]]]
+        for variant, other in chosen.items()}} for target, c in chosen.items()}
 
 
 def markdown(chosen: dict[str, dict], budget: float) -> str:

@@ -20,7 +20,9 @@ class Recipe:
     Model: ``widths[i]`` channels in stage i, ``convs_per_stage`` (1 or 2) plain
     convolutions in each stage, ``residual[i]`` whether stage i ends with a residual block,
     ``identity_init`` whether the 3x3 convolutions start partly as identities; ``whiten_patch`` is the patch size of the fixed whitening
-    layer (0: an ordinary trainable 3x3 convolution of ``stem_width`` channels instead).
+    layer (0: an ordinary trainable 3x3 convolution of ``stem_width`` channels instead);
+    ``whiten_bias_epochs`` e > 0 adds a bias to its outputs that learns during the first e
+    epochs and is frozen after (airbench).
     Schedule: the learning rate rises linearly from 0 to ``learning_rate`` over
     ``warmup_epochs`` and decays (``decay``: "linear" or "cosine") to
     ``final_lr_fraction * learning_rate`` at the last step.
@@ -70,6 +72,7 @@ class Recipe:
     identity_init: bool = False
     whiten_patch: int = 2
     whiten_stride: int = 1
+    whiten_bias_epochs: int = 0
     stem_width: int = 24
     bn_momentum: float = 0.9
     logit_scale: float = 0.125
@@ -126,6 +129,10 @@ class Recipe:
             raise ValueError(f"whiten_patch must be 0 (no whitening), 2 or 3, got {self.whiten_patch!r}")
         if self.whiten_stride not in (1, 2):
             raise ValueError(f"whiten_stride must be 1 or 2, got {self.whiten_stride!r}")
+        integer(self.whiten_bias_epochs, "whiten_bias_epochs", minimum=0, maximum=self.epochs)
+        if self.whiten_bias_epochs and not self.whiten_patch:
+            raise ValueError(f"whiten_bias_epochs={self.whiten_bias_epochs} needs the whitening layer "
+                             "(whiten_patch 2 or 3), got whiten_patch=0")
         integer(self.translate, "translate (pixels)", minimum=0, maximum=8)
         boolean(self.flip, "flip")
         boolean(self.alternate_flip, "alternate_flip")
@@ -164,7 +171,8 @@ RECIPES: dict[str, Recipe] = {
     # 6 epochs on 49,000 images (1,000 held out to watch the run), residual blocks in stages 2 and 3:
     # 85.4 % test accuracy in 0.97x the training time of the TensorFlow tutorial's CNN (10 epochs at
     # batch 32; benchmarks/capstone.py, and 0.96x timed in turns by benchmarks/speed_ratio.py) on a
-    # 2-core AMD EPYC; how both recipes were chosen: docs/recipes.md
+    # 2-core AMD EPYC in bfloat16 (1.03x in float32 on an Intel Xeon without bfloat16); how both recipes
+    # were chosen: docs/recipes.md
     "quick": Recipe(name="quick", widths=(32, 64, 128), residual=(False, True, True), epochs=6,
                     batch_size=256, learning_rate=0.8, weight_decay=2.5e-3, warmup_epochs=1.0,
                     label_smoothing=0.2, dropout=0.0, translate=2, tta_translate=1, val_fraction=0.02),

@@ -18,8 +18,8 @@ import_tensorflow()  # before Keras: hides TensorFlow's C++ start-up banner
 import keras  # noqa: E402
 from keras import layers  # noqa: E402
 
-__all__ = ["patch_whitening_kernel", "ScaledShift", "GhostBatchNormalization", "batch_norm", "resnet9_block",
-           "build_model", "partial_identity"]
+__all__ = ["patch_whitening_kernel", "ScaledShift", "GatedShift", "ShutGate", "GhostBatchNormalization", "batch_norm",
+           "resnet9_block", "build_model", "partial_identity"]
 
 
 def patch_whitening_kernel(x, mean, std, patch: int = 2, *, eps: float = 5e-4, max_images: int = 5000,
@@ -90,6 +90,49 @@ class ScaledShift(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "multiplier": self.multiplier}
+
+
+@keras.saving.register_keras_serializable(package="cnnkit")
+class GatedShift(layers.Layer):
+    """``y = x + g * b + (1 - g) * k`` per channel: a trainable shift b (C,) that counts while its gate is open.
+
+    The gate g (a non-trainable scalar, 1 open, 0 shut) and the kept shift k (C,), also
+    non-trainable, decide what is added. :class:`ShutGate` copies b into k and shuts the gate,
+    from a callback and without recompiling: from then on the layer adds k, whatever the
+    optimiser's momentum or weight decay still does to b. Shapes: x (..., C) -> y (..., C).
+    """
+
+    def build(self, input_shape):
+        self.shift = self.add_weight(shape=(input_shape[-1],), initializer="zeros", name="shift")
+        self.kept = self.add_weight(shape=(input_shape[-1],), initializer="zeros", trainable=False, name="kept")
+        self.gate = self.add_weight(shape=(), initializer="ones", trainable=False, name="gate")
+
+    def call(self, x):
+        gate = keras.ops.cast(self.gate, self.shift.dtype)
+        return x + keras.ops.cast(gate * self.shift + (1.0 - gate) * self.kept, x.dtype)
+
+    def shut(self):
+        """Keep the shift as it is now, for good."""
+        self.kept.assign(self.shift)
+        self.gate.assign(0.0)
+
+
+class ShutGate(keras.callbacks.Callback):
+    """Shut a :class:`GatedShift`'s gate at the start of epoch ``after`` (0-based), freezing its shift.
+
+    With ``after=3`` the shift learns during epochs 0, 1 and 2 and keeps its value from then on.
+    """
+
+    def __init__(self, layer: GatedShift, after: int):
+        super().__init__()
+        if not isinstance(layer, GatedShift):
+            raise TypeError(f"ShutGate needs a GatedShift layer, got {type(layer).__name__}")
+        self.layer = layer
+        self.after = positive_int(after, "after (epochs)")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch >= self.after and float(self.layer.gate.numpy()) == 1.0:
+            self.layer.shut()
 
 
 @keras.saving.register_keras_serializable(package="cnnkit")
@@ -176,7 +219,8 @@ def build_model(recipe="quick", *, whitening_kernel=None, input_shape=(32, 32, 3
                 seed: int = 0, precision: str | None = None):
     """The recipe's network; input (B, H, W, C) standardised images, output (B, num_classes) logits.
 
-    Layout: [whitening Conv(patch x patch, frozen) -> ReLU] or [Conv3x3 -> BN -> ReLU];
+    Layout: [whitening Conv(patch x patch, frozen) [-> GatedShift, trained for the first
+    ``whiten_bias_epochs``] -> ReLU] or [Conv3x3 -> BN -> ReLU];
     per stage i: Conv3x3(widths[i]) -> MaxPool2 -> BN -> ReLU [-> Conv3x3 -> BN -> ReLU when
     ``convs_per_stage`` is 2, airbench's block] [-> residual block];
     then global max pooling -> [Dropout] -> Dense(num_classes, no bias) -> x logit_scale.
@@ -217,6 +261,8 @@ def build_model(recipe="quick", *, whitening_kernel=None, input_shape=(32, 32, 3
                 raise ValueError(f"whitening_kernel must have shape {tuple(whiten.kernel.shape)}, got {kernel.shape}")
             whiten.set_weights([kernel])
         whiten.trainable = False
+        if recipe.whiten_bias_epochs:
+            x = GatedShift(name="whiten_bias", dtype="float32")(x)
         x = layers.ReLU(name="whiten_relu", dtype=body)(x)
     else:
         x = _conv(recipe.stem_width, "stem_conv", dtype=body)(inputs)

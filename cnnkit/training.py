@@ -43,7 +43,7 @@ from cnnkit.env import import_tensorflow
 from cnnkit.experiments import compile_for_training, fit
 from cnnkit.pipeline import batches, random_flip, random_translate
 from cnnkit.recipes import RECIPES, Recipe, get_recipe
-from cnnkit.resnet9 import ScaledShift, build_model, partial_identity, patch_whitening_kernel, resnet9_block
+from cnnkit.resnet9 import ScaledShift, ShutGate, build_model, partial_identity, patch_whitening_kernel, resnet9_block
 from cnnkit.schedules import WarmupDecay, recipe_schedule
 from cnnkit.training_data import (
     PreparedData, _check_images, _check_labels, _check_statistics, channel_statistics, prepare_data,
@@ -227,6 +227,8 @@ def fit_recipe(recipe, data: PreparedData, *, epochs: int | None = None, callbac
     if recipe.patience:
         extra.append(keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=recipe.patience,
                                                    restore_best_weights=True))
+    if recipe.whiten_bias_epochs:
+        extra.append(ShutGate(model.get_layer("whiten_bias"), recipe.whiten_bias_epochs))
     if recipe.lookahead:
         from cnnkit.lookahead import Lookahead
 

@@ -362,6 +362,54 @@ def test_ghost_batch_norm_normalises_each_group_and_saves(tf, tmp_path):
         GhostBatchNormalization(0)
 
 
+def test_whitening_bias_learns_for_its_epochs_then_keeps_its_value(tf, tmp_path):
+    import keras
+
+    from cnnkit.data import load_dataset
+    from cnnkit.resnet9 import GatedShift, ShutGate
+
+    layer = GatedShift()
+    x = tf.constant(np.random.default_rng(0).normal(size=(4, 3, 3, 2)), tf.float32)
+    layer.build(x.shape)
+    layer.shift.assign([0.5, -1.0])
+    for step in ("open", "shut"):  # dL/db = sum of dL/dy over batch and positions while open, 0 once shut
+        with tf.GradientTape() as tape:
+            y = layer(x)
+            loss = tf.reduce_sum(y)
+        np.testing.assert_allclose(y, x.numpy() + [0.5, -1.0], rtol=1e-6)  # the same output either way
+        grad = tape.gradient(loss, layer.shift)
+        np.testing.assert_allclose(0.0 if grad is None else grad, [36.0, 36.0] if step == "open" else 0.0)
+        layer.shut()
+    layer.shift.assign([9.0, 9.0])  # what an optimiser still does to the shift no longer counts
+    np.testing.assert_allclose(layer(x), x.numpy() + [0.5, -1.0], rtol=1e-6)
+    with pytest.raises(TypeError, match="ShutGate needs a GatedShift layer, got Dense"):
+        ShutGate(keras.layers.Dense(2), 1)
+
+    data = T.prepare_data(load_dataset("offline"), val_fraction=0.5, train_size=40, test_size=20)
+    recipe = T.RECIPES["quick"].replace(widths=(4,), residual=(False,), batch_size=10, epochs=3, patience=0,
+                                        whiten_bias_epochs=2, weight_decay=0.05)
+    added = []
+
+    class Watch(keras.callbacks.Callback):  # the shift the layer adds after each epoch
+        def on_epoch_end(self, epoch, logs=None):
+            layer = self.model.get_layer("whiten_bias")
+            added.append(np.array(layer(np.zeros((1, 1, 1, layer.shift.shape[0]), np.float32))).ravel())
+
+    result = T.fit_recipe(recipe, data, callbacks=[Watch()])
+    assert np.abs(added[0]).max() > 0 and np.abs(added[1] - added[0]).max() > 0  # learns in epochs 1 and 2
+    np.testing.assert_array_equal(added[2], added[1])  # kept in epoch 3, though momentum and decay go on
+    assert np.abs(np.array(result.model.get_layer("whiten_bias").shift) - added[1]).max() > 0
+    result.model.save(tmp_path / "m.keras")
+    again = keras.saving.load_model(tmp_path / "m.keras")
+    images = np.random.default_rng(1).normal(size=(2, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_allclose(again(images), result.model(images), rtol=1e-5, atol=1e-6)
+    assert "whiten_bias" not in [layer.name for layer in T.build_model("quick").layers]  # off in the recipes
+    with pytest.raises(ValueError, match=r"whiten_bias_epochs must be an integer in \[0, 3\], got 4"):
+        recipe.replace(whiten_bias_epochs=4)
+    with pytest.raises(ValueError, match="whiten_bias_epochs=2 needs the whitening layer"):
+        recipe.replace(whiten_patch=0)
+
+
 def test_two_convolutions_per_stage_and_identity_initialisation(tf):
     import keras
 

@@ -17,6 +17,7 @@ import io
 import itertools
 import json
 import math
+import time
 import types
 from pathlib import Path
 
@@ -358,3 +359,23 @@ def _diagonal_reader(H):
 ])
 def test_hints_are_reachable_on_hidden_inputs(check, answer, words, seed):
     assert words in _failure(check, answer, seed=seed)
+
+
+# --------------------------------------------------------------------------- many hidden seeds
+
+SWEEP_SEEDS = range(10_000, 10_200)
+SWEEP_SECONDS = 2.5  # per check: the Keras checks build models, so they get fewer of the 200 seeds
+SWEEP_AT_LEAST = 3
+
+
+@pytest.mark.parametrize("name, grade_id", ALL_CHECKS)
+def test_solution_passes_on_many_hidden_seeds(name, grade_id):
+    """The grader draws a fresh seed per class: a check that fails the solution on a rare draw is a false alarm."""
+    check, args = _check(name, grade_id)
+    start, ran = time.perf_counter(), 0
+    for seed in SWEEP_SEEDS:
+        printed = run(check, args, seed)
+        assert printed.startswith("Passed:"), (seed, printed)
+        ran += 1
+        if ran >= SWEEP_AT_LEAST and time.perf_counter() - start > SWEEP_SECONDS:
+            break

@@ -438,6 +438,20 @@ def test_check_relu():
         checks.check_relu(lambda z: np.maximum(z, 0), lambda z: (z >= 0) * 0.5)
 
 
+def test_check_relu_tells_the_mistakes_apart_on_every_hidden_array():
+    """Hidden arrays can be as small as five values: each must still hold a clear negative and positive."""
+    from cnnkit.checks import hidden_inputs
+
+    right = (lambda z: np.maximum(z, 0), lambda z: (z > 0).astype(float))
+    for seed in range(400):
+        with hidden_inputs(seed):
+            checks.check_relu(*right)
+            with pytest.raises(CheckFailed, match="unchanged"):
+                checks.check_relu(lambda z: z, right[1])
+            with pytest.raises(CheckFailed, match=r"\|z\|"):
+                checks.check_relu(np.abs, right[1])
+
+
 def test_check_conv_layer():
     checks.check_conv_layer(lambda x, w, b, s: conv2d_naive(x, w, b, s))
     with pytest.raises(CheckFailed, match="except for the bias"):

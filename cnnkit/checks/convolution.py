@@ -235,9 +235,11 @@ def check_relu(relu_fn, relu_grad_fn) -> None:
     expect_callable(relu_fn, "relu")
     expect_callable(relu_grad_fn, "relu_grad")
     shape = cases([(4, 5, 6)], lambda r: [tuple(int(d) for d in r.integers(1, 7, size=int(r.integers(1, 4))))
-                                          + (int(r.integers(3, 7)),)], seed=3)[0]
+                                          + (int(r.integers(5, 8)),)], seed=3)[0]
     z = case_rng(3).normal(size=shape)
-    z.reshape(-1, shape[-1])[0, :3] = [0.0, -0.0, 1e-12]
+    # Edge values, then one clearly negative and one clearly positive value, so that even the
+    # smallest hidden array (five values) tells max(0, z) from z and from |z|.
+    z.reshape(-1, shape[-1])[0, :5] = [0.0, -0.0, 1e-12, -1.5, 0.75]
     got = _call(relu_fn, "relu", z.copy())
     got = expect_shape("relu(z)", got, z.shape)
     if np.allclose(got, z):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-__all__ = ["RESULTS", "path", "load", "by_rate"]
+__all__ = ["RESULTS", "path", "load", "by_rate", "histories"]
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -60,3 +60,24 @@ def by_rate(record: dict, field: str, *, key: str) -> dict:
             raise ValueError(f"run {j} of the record lacks {missing}; it has {sorted(run)}")
         grouped.setdefault(run[key], {}).setdefault(float(run["learning_rate"]), []).append(run[field])
     return {setting: dict(sorted(rates.items())) for setting, rates in grouped.items()}
+
+
+def histories(record: dict, setting, rate: float, *, key: str, fields: dict) -> list[dict]:
+    """The runs of one ``setting`` at one ``rate`` as training histories, one dict per seed (in seed order).
+
+    ``fields`` maps a history name to the record's field, e.g. ``{"loss": "train_loss"}``. A field
+    that holds a list (a curve, one value per epoch) is taken as it is; a number (the value after
+    the last epoch) becomes a one-entry list. So the recorded runs read like those of
+    :func:`cnnkit.experiments.compare_seeds`, and :func:`cnnkit.experiments.spread` takes them.
+    Raises ``KeyError`` naming the setting or rate the record does not hold.
+    """
+    grouped = {name: by_rate(record, field, key=key) for name, field in fields.items()}
+    columns = {}
+    for name, by_setting in grouped.items():
+        if setting not in by_setting:
+            raise KeyError(f"the record has no runs of {key} {setting!r}; it has {list(by_setting)}")
+        if float(rate) not in by_setting[setting]:
+            raise KeyError(f"the record has no runs of {key} {setting!r} at rate {rate!r}; "
+                           f"it has {list(by_setting[setting])}")
+        columns[name] = [list(v) if isinstance(v, list) else [v] for v in by_setting[setting][float(rate)]]
+    return [dict(zip(columns, values)) for values in zip(*columns.values())]

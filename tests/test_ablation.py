@@ -186,6 +186,22 @@ def test_by_rate_groups_a_records_runs_by_setting_rate_and_seed():
                         "val_accuracy", key="network")
 
 
+def test_histories_reads_a_settings_runs_like_compare_seeds():
+    from cnnkit.experiments import spread
+
+    record = {"runs": [
+        {"network": "BN", "learning_rate": 0.3, "seed": 1, "val_curve": [0.2, 0.5], "train_loss": 1.1},
+        {"network": "BN", "learning_rate": 0.3, "seed": 0, "val_curve": [0.3, 0.45], "train_loss": 1.2},
+        {"network": "BN", "learning_rate": 0.1, "seed": 0, "val_curve": [0.1, 0.2], "train_loss": 2.0}]}
+    runs = records.histories(record, "BN", 0.3, key="network", fields={"val_accuracy": "val_curve", "loss": "train_loss"})
+    assert runs == [{"val_accuracy": [0.3, 0.45], "loss": [1.2]}, {"val_accuracy": [0.2, 0.5], "loss": [1.1]}]
+    assert spread({"BN": runs})["BN"]["values"] == [0.45, 0.5]
+    with pytest.raises(KeyError, match=r"no runs of network 'no BN'; it has \['BN'\]"):
+        records.histories(record, "no BN", 0.3, key="network", fields={"loss": "train_loss"})
+    with pytest.raises(KeyError, match=r"no runs of network 'BN' at rate 0.03; it has \[0.1, 0.3\]"):
+        records.histories(record, "BN", 0.03, key="network", fields={"loss": "train_loss"})
+
+
 def test_the_shipped_ablations_support_what_lesson_09_says_of_them():
     """Lesson 09's written readings of both tables; a re-recorded ablation must not contradict them."""
     for name in ("quick", "good"):

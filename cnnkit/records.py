@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-__all__ = ["RESULTS", "path", "load", "by_rate", "histories"]
+__all__ = ["RESULTS", "path", "load", "by_rate", "histories", "curves"]
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -81,3 +81,28 @@ def histories(record: dict, setting, rate: float, *, key: str, fields: dict) -> 
                            f"it has {list(by_setting[setting])}")
         columns[name] = [list(v) if isinstance(v, list) else [v] for v in by_setting[setting][float(rate)]]
     return [dict(zip(columns, values)) for values in zip(*columns.values())]
+
+
+def curves(record: dict, key: str, **match) -> dict:
+    """The recorded training curves grouped by ``run[key]``: ``{setting: [history of each seed]}``.
+
+    ``record["runs"]`` is a list of dicts, each with ``key``, ``"history"`` (one list per metric,
+    one value per epoch) and usually ``"seed"`` and ``"seconds"``. Only the runs whose fields equal
+    ``match`` are kept (``experiment="depth"``, say). Each history is the run's own, plus its
+    ``"seconds"`` where it has them, so the result reads like that of
+    :func:`cnnkit.experiments.compare_seeds`. Settings keep the order in which they first appear
+    among the lowest seed's runs; each list follows the seeds. Raises ``ValueError`` naming a run
+    that lacks ``key`` or its history, and ``KeyError`` when no run matches.
+    """
+    grouped: dict = {}
+    for j, run in enumerate(sorted(record.get("runs", []), key=lambda r: r.get("seed", 0))):
+        if any(run.get(field, object()) != value for field, value in match.items()):
+            continue
+        missing = [name for name in (key, "history") if name not in run]
+        if missing or not isinstance(run.get("history"), dict):
+            raise ValueError(f"run {j} of the record lacks {missing or ['a history dict']}; it has {sorted(run)}")
+        extra = {"seconds": run["seconds"]} if "seconds" in run else {}
+        grouped.setdefault(run[key], []).append({**run["history"], **extra})
+    if not grouped:
+        raise KeyError(f"the record has no runs with {match}" if match else "the record has no runs")
+    return grouped

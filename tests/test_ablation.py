@@ -202,6 +202,28 @@ def test_histories_reads_a_settings_runs_like_compare_seeds():
         records.histories(record, "BN", 0.03, key="network", fields={"loss": "train_loss"})
 
 
+def test_curves_groups_recorded_histories_by_a_field_in_seed_order():
+    from cnnkit.experiments import spread
+
+    record = {"runs": [
+        {"experiment": "depth", "network": "plain", "seed": 1, "seconds": 5.0, "history": {"loss": [2.0, 1.9]}},
+        {"experiment": "depth", "network": "resnet", "seed": 0, "history": {"loss": [1.8, 1.5]}},
+        {"experiment": "depth", "network": "plain", "seed": 0, "seconds": 4.0, "history": {"loss": [2.1, 2.0]}},
+        {"experiment": "trio", "network": "alexnet", "seed": 0, "history": {"loss": [2.3]}}]}
+    depth = records.curves(record, "network", experiment="depth")
+    assert list(depth) == ["resnet", "plain"]  # the order of the lowest seed's runs
+    assert depth["plain"] == [{"loss": [2.1, 2.0], "seconds": 4.0}, {"loss": [2.0, 1.9], "seconds": 5.0}]
+    assert depth["resnet"] == [{"loss": [1.8, 1.5]}]
+    assert spread(depth, "loss")["plain"]["values"] == [2.0, 1.9]
+    assert list(records.curves(record, "network")) == ["resnet", "plain", "alexnet"]
+    with pytest.raises(KeyError, match=r"no runs with \{'experiment': 'width'\}"):
+        records.curves(record, "network", experiment="width")
+    with pytest.raises(ValueError, match=r"run 0 of the record lacks \['variant'\]"):
+        records.curves(record, "variant")
+    with pytest.raises(ValueError, match="lacks \\['a history dict'\\]"):
+        records.curves({"runs": [{"network": "plain", "history": [1.0]}]}, "network")
+
+
 def test_the_shipped_ablations_support_what_lesson_09_says_of_them():
     """Lesson 09's written readings of both tables; a re-recorded ablation must not contradict them."""
     for name in ("quick", "good"):

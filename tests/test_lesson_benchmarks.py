@@ -1,4 +1,4 @@
-"""The benchmarks whose records lessons read (03, 04, 08: rates, budgets and time; 01: centring and zeros)."""
+"""The benchmarks whose records lessons read (03, 04, 07, 08: rates, budgets, trainings and time; 01: centring and zeros)."""
 from __future__ import annotations
 
 import json
@@ -98,6 +98,13 @@ def test_regularization_budget_smoke_run_offline(in_benchmarks, tmp_path):
         assert 0.0 <= run["test_last"] <= 1.0 and 0.0 <= run["test_best"] <= 1.0
         if run["best_epoch"] == setup["epochs"]:
             assert run["test_best"] == pytest.approx(run["test_last"])  # the same weights, scored twice
+        numbers = run["at_lesson_epoch"]  # taken at the lesson's last epoch, from the model as it was then
+        options = reg.VARIANTS[run["variant"]]
+        assert set(numbers) == ({"train", "zeros", "shift"} if options["batch_norm"] and options["dropout"]
+                                else {"train", "zeros"})
+        assert 0.0 <= numbers["train"] <= 1.0 and 0.0 <= numbers["zeros"] <= 1.0
+        assert (numbers["zeros"] == 0.0) == (options.get("activation") == "tanh")
+    assert setup["lesson_epochs"] < setup["epochs"]
 
 
 def test_the_shipped_regularization_record_supports_what_lesson_04_says_of_it():
@@ -107,7 +114,7 @@ def test_the_shipped_regularization_record_supports_what_lesson_04_says_of_it():
     record = records.load("regularization_budget", command="-", keys=("setup", "summary", "runs"))
     setup, summary = record["setup"], record["summary"]
     assert not setup["fast"] and setup["epochs"] == 60 and setup["seeds"] == [0, 1, 2] and setup["n_train"] == 2000
-    assert len(record["runs"]) == 12
+    assert len(record["runs"]) == 15 and setup["lesson_epochs"] == 12
 
     def last(variant, metric):
         return [run["history"][metric][-1] for run in record["runs"] if run["variant"] == variant]
@@ -125,10 +132,135 @@ def test_the_shipped_regularization_record_supports_what_lesson_04_says_of_it():
     assert abs(summary[plain]["test_best"]["mean"] - summary[drop]["test_best"]["mean"]) < 0.005
     assert summary[drop]["best_epoch"]["mean"] > 2.5 * summary[plain]["best_epoch"]["mean"]
     assert summary[drop]["test_best"]["mean"] - summary[drop]["test_last"]["mean"] < 0.005
-    # batch norm does not help, scored either way; after dropout it stays below dropout alone
+    # batch norm does not help, scored either way; after dropout it stays below dropout alone;
+    # every tanh run below every ReLU run, at the last epoch and at the best one
     for score in ("test_last", "test_best"):
         assert summary[bn][score]["mean"] < summary[plain][score]["mean"]
         assert summary[both][score]["mean"] < summary[drop][score]["mean"]
+        assert summary["neither, tanh for ReLU"][score]["max"] < summary[plain][score]["min"]
+
+
+def test_the_shipped_regularization_record_supports_what_lesson_04_says_at_epoch_12():
+    """Lesson 04's reading of the table at epoch 12 (§ "Dropout, batch norm, both"), read from the record."""
+    import numpy as np
+
+    from cnnkit import records
+
+    record = records.load("regularization_budget", command="-", keys=("setup", "runs"))
+    epochs = record["setup"]["lesson_epochs"]
+    by = {}
+    for run in sorted(record["runs"], key=lambda r: r["seed"]):
+        val = run["history"]["val_accuracy"][:epochs]
+        losses = run["history"]["val_loss"][:epochs]
+        numbers = run["at_lesson_epoch"]
+        by.setdefault(run["variant"], []).append({**numbers, "val": val[-1], "gap": numbers["train"] - val[-1],
+                                                  "best_loss": min(losses), "last_loss": losses[-1]})
+
+    def each(variant, field):
+        return np.array([numbers[field] for numbers in by[variant]])
+
+    plain, bn, drop, both, tanh = "neither", "BN (0.9)", "dropout 0.5", "BN (0.9) + dropout 0.5", "neither, tanh for ReLU"
+    # without dropout the model overfits: it fits most training images, under half of the validation images,
+    # and its validation loss turns up; batch norm fits them completely and has the widest gap
+    assert each(plain, "train").mean() > 0.75 and each(plain, "val").max() < 0.5
+    assert (each(plain, "last_loss") > each(plain, "best_loss") + 0.05).all()
+    assert each(bn, "train").min() > 0.99
+    assert each(bn, "gap").mean() == max(each(v, "gap").mean() for v in by)
+    # dropout halves the gap in every seed and its validation loss does not turn up, but trails in accuracy
+    assert (each(drop, "gap") < 0.65 * each(plain, "gap")).all()
+    assert (each(drop, "last_loss") - each(drop, "best_loss") < 0.005).all()
+    assert each(drop, "val").mean() < each(plain, "val").mean()
+    # batch norm after dropout is the worst of all, its moving variance over twice the inputs' at inference
+    assert each(both, "val").mean() == min(each(v, "val").mean() for v in by)
+    assert each(both, "shift").min() > 2.0
+    # tanh: no zeros, a wider gap in every seed and a higher lowest validation loss, no better accuracy
+    assert (each(tanh, "zeros") == 0).all() and each(plain, "zeros").mean() > 0.5
+    assert (each(tanh, "gap") > each(plain, "gap")).all()
+    assert each(tanh, "best_loss").min() > each(plain, "best_loss").max()
+    assert each(tanh, "val").mean() <= each(plain, "val").max()
+    # dropout has the most zeros and the narrowest gap
+    assert each(drop, "zeros").mean() == max(each(v, "zeros").mean() for v in by)
+    assert each(drop, "gap").mean() == min(each(v, "gap").mean() for v in by)
+
+
+def test_batchnorm_stability_smoke_run_offline(in_benchmarks, tmp_path):
+    bench = benchmark_module("batchnorm_stability")
+    record = _run("batchnorm_stability.py", tmp_path / "stability.json")
+    setup = record["setup"]
+    assert setup["fast"] and setup["init_scales"] == [0.1, 1.0, 10.0] and setup["rates"] == list(bench.RATES)
+    cells = {(run["network"], run["learning_rate"], run["init_scale"]) for run in record["runs"]}
+    assert cells == {(n, lr, 1.0) for n in bench.NORMS for lr in bench.RATES} | {
+        (n, bench.RATE_FOR_SCALES, s) for n in bench.NORMS for s in bench.SCALES}
+    assert len(record["runs"]) == len(cells) * len(setup["seeds"])
+    assert all(len(run["history"]["val_accuracy"]) == setup["epochs"] for run in record["runs"])
+
+
+def test_the_shipped_stability_record_supports_what_lesson_04_says_of_it():
+    """Lesson 04's reading of the two grids (§ "Higher learning rates and any initial scale")."""
+    from cnnkit import records
+    from cnnkit.experiments import spread
+
+    record = records.load("batchnorm_stability", command="-", keys=("setup", "runs"))
+    setup = record["setup"]
+    assert not setup["fast"] and setup["seeds"] == [0, 1, 2] and setup["n_train"] == 2000 and setup["epochs"] == 2
+
+    def final(network, rate, scale=1.0):
+        runs = records.curves(record, "network", learning_rate=rate, init_scale=scale)[network]
+        return spread({network: runs})[network]
+
+    chance, threshold = 0.1, 0.15
+    # (a) plain: every seed trains at 0.03 only; one seed of three at 0.3; none at 1
+    assert final("no BN", 0.03)["min"] > threshold
+    assert sum(v > threshold for v in final("no BN", 0.3)["values"]) == 1
+    assert final("no BN", 1.0)["max"] < threshold
+    # batch norm: every seed at 0.3; at 1 above chance in every seed, not all above the threshold
+    assert final("BN", 0.3)["min"] > threshold
+    assert final("BN", 1.0)["min"] > chance + 0.01 and final("BN", 1.0)["min"] < threshold
+    # both best at 0.03, batch norm ahead with ranges apart
+    for network in ("no BN", "BN"):
+        assert final(network, 0.03)["mean"] == max(final(network, lr)["mean"] for lr in setup["rates"])
+    assert final("BN", 0.03)["min"] > final("no BN", 0.03)["max"]
+    # (b) scaled kernels: the plain network at chance in all six runs; with batch norm x0.1 trains in every
+    # seed, x10 on average but not in every seed, and worse
+    for scale in (0.1, 10.0):
+        assert max(final("no BN", 0.03, scale)["values"]) < threshold
+    assert final("BN", 0.03, 0.1)["min"] > threshold
+    assert final("BN", 0.03, 10.0)["mean"] > threshold > final("BN", 0.03, 10.0)["min"]
+    assert final("BN", 0.03, 10.0)["mean"] < final("BN", 0.03, 0.1)["mean"] < final("BN", 0.03)["mean"]
+
+
+def test_architectures_trained_smoke_run_offline(in_benchmarks, tmp_path):
+    bench = benchmark_module("architectures_trained")
+    record = _run("architectures_trained.py", tmp_path / "arch.json")
+    setup = record["setup"]
+    assert setup["fast"] and setup["seeds"] == list(bench.FAST["seeds"])
+    depth = 2 * sum(bench.FAST["blocks"]) + 2
+    expected = {("depth", f"plain{depth}"), ("depth", f"resnet{depth}"),
+                *(("trio", name) for name in ("AlexNet-style", "GoogLeNet-style", "ResNet-style"))}
+    assert {(run["experiment"], run["network"]) for run in record["runs"]} == expected
+    assert len(record["runs"]) == len(expected) * len(setup["seeds"])
+    for run in record["runs"]:
+        assert set(run["history"]) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+        assert all(len(curve) == setup["epochs"] for curve in run["history"].values()) and run["seconds"] > 0
+
+
+def test_the_shipped_architectures_record_supports_what_lesson_07_says_of_it():
+    """Lesson 07's reading of the depth pair and of the three families; re-recording must not contradict it."""
+    from cnnkit import records
+    from cnnkit.experiments import spread
+
+    record = records.load("architectures_trained", command="-", keys=("setup", "runs"))
+    setup = record["setup"]
+    assert not setup["fast"] and setup["seeds"] == [0, 1, 2] and setup["blocks"] == [5, 5, 5]
+    assert (setup["n_train"], setup["n_val"], setup["epochs"]) == (4000, 2000, 2)
+    depth = records.curves(record, "network", experiment="depth")
+    for plain, residual in zip(depth["plain32"], depth["resnet32"]):  # every seed: easier to optimise, not overfitting
+        assert residual["loss"][-1] < plain["loss"][-1] - 0.1
+        assert residual["val_accuracy"][-1] > plain["val_accuracy"][-1] + 0.02
+    trio = spread(records.curves(record, "network", experiment="trio"))
+    # no two ranges overlap: every seed ranks the three the same way
+    assert trio["AlexNet-style"]["max"] < trio["GoogLeNet-style"]["min"]
+    assert trio["GoogLeNet-style"]["max"] < trio["ResNet-style"]["min"]
 
 
 def test_the_shipped_normalization_record_supports_what_lesson_03_says_of_it():

@@ -28,7 +28,7 @@ from optimizer_rates import start, write_record
 BLOCKS, WIDTHS = (5, 5, 5), (8, 16, 32)
 N_TRAIN, N_VAL, EPOCHS, BATCH, LEARNING_RATE = 4000, 2000, 2, 128, 1e-3
 SEEDS = (0, 1, 2)
-FAST = dict(n_train=300, n_val=200, blocks=(1, 1, 1), seeds=(0, 1))
+FAST = dict(n_train=300, n_val=200, blocks=(1, 1, 1), seeds=(0,))
 
 
 def lesson07_draw(dataset: str, data_dir, n_train: int, n_val: int):
@@ -56,7 +56,7 @@ def builders(blocks) -> dict[str, dict]:
 
 
 def main(argv=None) -> int:
-    args = start(__doc__, argv, fast_help="a smoke run: few images, one block per stage, two seeds", reuse=False)
+    args = start(__doc__, argv, fast_help="a smoke run: few images, one block per stage, one seed", reuse=False)
     from cnnkit import experiments
     from cnnkit.data import stratified_subset
 

@@ -13,7 +13,7 @@ its validation images. Two grids, three seeds per cell:
   (``cnnkit.experiments.scale_initial_weights``), at rate 0.03 (scale 1 is the first grid's run
   at that rate).
 
-Thirty trainings take close to two minutes on two cores; the lesson reads this record and trains
+Thirty trainings take one to two minutes on two cores; the lesson reads this record and trains
 one of them again (batch norm at rate 0.3, seed 0), checking that it agrees::
 
     python benchmarks/batchnorm_stability.py --data-dir /work/cifar --json cnnkit/results/batchnorm_stability.json
@@ -25,7 +25,7 @@ import sys
 import time
 
 # benchmarks/ is on sys.path (the script's own folder): the options and the start are shared
-from optimizer_rates import lesson_draw, start, write_record
+from optimizer_rates import lesson_draw, recorded_run, start, write_record
 
 WIDTHS, NORMS = (8, 16, 32), {"no BN": False, "BN": True}
 RATES, SCALES, RATE_FOR_SCALES = (0.03, 0.3, 1.0), (0.1, 10.0), 0.03
@@ -69,12 +69,10 @@ def main(argv=None) -> int:
                                 per_model={key: {"learning_rate": key[1]} for key in builders}, **fit)
         for (name, lr, scale), histories in trained.items():
             for seed, history in zip(seeds, histories):
-                seconds = history.pop("seconds")
-                runs.append({"grid": grid, "network": name, "learning_rate": lr, "init_scale": scale, "seed": seed,
-                             "seconds": round(seconds, 2),
-                             "history": {k: [round(float(v), 5) for v in vals] for k, vals in history.items()}})
+                runs.append(recorded_run(history, grid=grid, network=name, learning_rate=lr, init_scale=scale,
+                                         seed=seed))
                 print(f"{name} rate {lr:g} scale {scale:g} seed {seed}: validation {history['val_accuracy'][-1]:.1%} "
-                      f"({seconds:.1f} s)", flush=True)
+                      f"({history['seconds']:.1f} s)", flush=True)
     record = {"setup": {"widths": list(WIDTHS), "networks": NORMS, "rates": list(RATES),
                         "init_scales": sorted({1.0, *SCALES}), "rate_for_scales": RATE_FOR_SCALES,
                         "n_train": len(train[1]), "n_val": len(val[1]), "epochs": epochs, "batch_size": BATCH,

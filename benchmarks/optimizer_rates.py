@@ -157,6 +157,13 @@ def run_grid(grid: dict, seeds, train_one, setup: dict, out: Path, reuse_from: s
     return write_record(out, {"setup": setup, "chosen": chosen, "runs": runs, "markdown": table}, started)
 
 
+def recorded_run(history: dict, **fields) -> dict:
+    """One training as a record keeps it: ``fields`` (what ran: a network, a seed, scores), its ``seconds``
+    (to 0.1 s) and its ``history``, one list per metric of ``cnnkit.experiments.train``, each value to 5 decimals."""
+    curves = {name: [round(float(v), 5) for v in values] for name, values in history.items() if name != "seconds"}
+    return {**fields, "seconds": round(history["seconds"], 1), "history": curves}
+
+
 def write_record(out, record: dict, started: float) -> dict:
     """Complete a benchmark's ``record`` with the machine (CPU model and count), the seconds since
     ``started`` (a ``time.perf_counter()`` reading) and the time it finished, write it to ``out``

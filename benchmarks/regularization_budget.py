@@ -26,7 +26,7 @@ import sys
 import time
 
 # benchmarks/ is on sys.path (the script's own folder): the options and the start are shared
-from optimizer_rates import lesson_draw, start, write_record
+from optimizer_rates import lesson_draw, recorded_run, start, write_record
 
 VARIANTS = {
     "neither": dict(batch_norm=False, dropout=0.0),
@@ -122,14 +122,12 @@ def main(argv=None) -> int:
             _, test_last = model.evaluate(test_ds, verbose=0)
             model.set_weights(keep.weights)
             _, test_best = model.evaluate(test_ds, verbose=0)
-            seconds = history.pop("seconds")
-            runs.append({"variant": variant, "seed": seed, "best_epoch": keep.epoch, "test_last": float(test_last),
-                         "test_best": float(test_best), "seconds": round(seconds, 1),
-                         "at_lesson_epoch": {k: round(v, 5) for k, v in keep.at_lesson_epoch.items()},
-                         "history": {k: [round(float(v), 5) for v in vals] for k, vals in history.items()}})
+            runs.append(recorded_run(history, variant=variant, seed=seed, best_epoch=keep.epoch,
+                                     test_last=float(test_last), test_best=float(test_best),
+                                     at_lesson_epoch={k: round(v, 5) for k, v in keep.at_lesson_epoch.items()}))
             print(f"[{len(runs)}/{total}] seed {seed} {variant}: validation {history['val_accuracy'][-1]:.1%} at the "
                   f"end, best {keep.best:.1%} at epoch {keep.epoch}; test {test_last:.1%} at the end, "
-                  f"{test_best:.1%} at the best epoch ({seconds:.0f} s)", flush=True)
+                  f"{test_best:.1%} at the best epoch ({history['seconds']:.0f} s)", flush=True)
     summary = summarise(runs)
     table = markdown(summary, epochs)
     print(table)

@@ -66,6 +66,15 @@ def test_normalization_rates_smoke_run_offline_and_reuse(rates_module, tmp_path)
         rates.reusable_runs(str(tmp_path / "norm.json"), record["setup"])
 
 
+def test_a_recorded_run_keeps_what_ran_its_seconds_and_its_rounded_curves(in_benchmarks):
+    rates = benchmark_module("optimizer_rates")
+    history = {"loss": [2.3456789, 1.0], "val_accuracy": [0.123456789], "seconds": 12.345}
+    run = rates.recorded_run(history, network="BN", seed=2)
+    assert run == {"network": "BN", "seed": 2, "seconds": 12.3,
+                   "history": {"loss": [2.34568, 1.0], "val_accuracy": [0.12346]}}
+    assert history["seconds"] == 12.345  # the history it was given is left as it was
+
+
 def test_regularization_summary_gives_each_variant_its_spread(in_benchmarks):
     reg = benchmark_module("regularization_budget")
 

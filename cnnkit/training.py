@@ -5,7 +5,7 @@ uses it:
 
 1. **Recipes** -- :class:`Recipe`, frozen dataclasses with every choice of a run
    (widths, epochs, batch size, optimiser, schedule, label smoothing, weight decay,
-   augmentation, test-time augmentation; :mod:`cnnkit.recipes`). :data:`RECIPES` holds ``"quick"`` and ``"good"``.
+   augmentation, test-time augmentation; :mod:`cnnkit.recipes`). :data:`RECIPES` holds ``"quick"``, ``"good"`` and ``"best"``.
 2. **Data** -- :func:`prepare_data` splits a validation set off the *training* set
    (``cnnkit.data.train_val_split``) and computes the per-channel mean and standard
    deviation on the training split only (:func:`channel_statistics`, in :mod:`cnnkit.training_data`). Images stay

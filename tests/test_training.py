@@ -40,7 +40,7 @@ def _images(n=40, h=8, w=8, c=3, seed=0):
 
 
 def test_recipes_are_frozen_complete_and_json_ready():
-    assert set(T.RECIPES) == {"quick", "good"}
+    assert set(T.RECIPES) == {"quick", "good", "best"}
     for name, recipe in T.RECIPES.items():
         assert recipe.name == name
         assert T.get_recipe(name) is recipe
@@ -51,6 +51,9 @@ def test_recipes_are_frozen_complete_and_json_ready():
                     "weight_decay", "warmup_epochs", "decay", "flip", "translate", "tta"):
             assert key in settings_
     assert T.RECIPES["good"].epochs >= T.RECIPES["quick"].epochs
+    # best is the good recipe trained longer, nothing else changed
+    assert T.RECIPES["best"] == T.RECIPES["good"].replace(name="best", epochs=T.RECIPES["best"].epochs)
+    assert T.RECIPES["best"].epochs > T.RECIPES["good"].epochs
 
 
 @pytest.mark.parametrize("change, message", [

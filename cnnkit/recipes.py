@@ -171,7 +171,7 @@ RECIPES: dict[str, Recipe] = {
     # 6 epochs on 49,000 images (1,000 held out to watch the run), residual blocks in stages 2 and 3:
     # 85.4 % test accuracy in 0.97x the training time of the TensorFlow tutorial's CNN (10 epochs at
     # batch 32; benchmarks/capstone.py, and 0.96x timed in turns by benchmarks/speed_ratio.py) on a
-    # 2-core AMD EPYC in bfloat16 (1.03x in float32 on an Intel Xeon without bfloat16); how both recipes
+    # 2-core AMD EPYC in bfloat16 (1.03x in float32 on an Intel Xeon without bfloat16); how the recipes
     # were chosen: docs/recipes.md
     "quick": Recipe(name="quick", widths=(32, 64, 128), residual=(False, True, True), epochs=6,
                     batch_size=256, learning_rate=0.8, weight_decay=2.5e-3, warmup_epochs=1.0,

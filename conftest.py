@@ -6,7 +6,11 @@ test file, or one notebook (``pytest solutions/09_capstone.ipynb``).
 The environment variables set here are inherited by the Jupyter kernels that
 nbval starts, so the notebooks run in fast mode too.
 """
+import json
 import os
+import sys
+import time
+from pathlib import Path
 
 import matplotlib
 
@@ -26,3 +30,37 @@ def pytest_report_header(config):
     return (f"cnnkit: CNNKIT_FAST={os.environ.get('CNNKIT_FAST')} "
             f"CNNKIT_DATASET={os.environ.get('CNNKIT_DATASET')} "
             f"CNNKIT_DATA_DIR={os.environ.get('CNNKIT_DATA_DIR', '')}")
+
+
+def pytest_sessionstart(session):
+    session.config.cnnkit_started = time.time()
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """The browser test's table (tests/test_browser.py), from the timings.json it wrote during this run.
+
+    Read from the file, not from the test's process: under pytest-xdist (``./kit test``) the
+    browser test runs in a worker, and only this main process writes to the terminal.
+    """
+    if hasattr(config, "workerinput"):  # a pytest-xdist worker: the main process reports
+        return
+    tests = str(Path(__file__).resolve().parent / "tests")
+    if tests not in sys.path:
+        sys.path.insert(0, tests)
+    try:
+        from browser_helpers import ARTIFACTS, summary_lines
+    except ImportError:  # the test extras are not installed: no browser test ran
+        return
+    timings = ARTIFACTS / "timings.json"
+    started = getattr(config, "cnnkit_started", None)
+    if started is None or not timings.is_file() or timings.stat().st_mtime < started:
+        return
+    try:
+        rows = json.loads(timings.read_text())
+    except (OSError, ValueError) as exc:
+        terminalreporter.write_line(f"browser timings unreadable ({timings}: {exc})")
+        return
+    if rows:
+        terminalreporter.write_sep("-", "browser: JupyterLab in headless Chromium")
+        for line in summary_lines(rows):
+            terminalreporter.write_line(line)

@@ -27,6 +27,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -51,6 +52,20 @@ WIDGET_MIME_TYPE = "application/vnd.jupyter.widget-view+json"
 PLACEHOLDER = "raise NotImplementedError()"
 BEGIN_SOLUTION = "### BEGIN SOLUTION"
 END_SOLUTION = "### END SOLUTION"
+
+# Screenshots and the timings of one run (timings.json): never in the repository.
+ARTIFACTS = Path(os.environ.get("CNNKIT_BROWSER_ARTIFACTS")
+                 or Path(tempfile.gettempdir()) / "cnnkit-browser")
+
+
+def summary_lines(rows: list[dict]) -> list[str]:
+    """One line per notebook the browser ran (open to idle, kernel ready, images shown/produced, verdict)."""
+    lines = [f"{row['notebook']:<34} open->idle {row.get('open_to_idle_s', float('nan')):7.1f} s  "
+             f"(kernel ready {row.get('kernel_ready_s', float('nan')):5.1f} s)  "
+             f"images {row.get('images_shown', 0)}/{row.get('images_produced', 0)}  "
+             f"{row.get('widget', '')}  {'ok' if row.get('ok') else 'FAILED'}" for row in rows]
+    return lines + [f"screenshots and timings: {ARTIFACTS}"]
+
 
 # JupyterLab user settings written into a temporary JUPYTERLAB_SETTINGS_DIR.
 LAB_SETTINGS = {

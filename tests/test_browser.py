@@ -51,15 +51,13 @@ import pytest
 if str(Path(__file__).resolve().parent) not in sys.path:  # also under --import-mode=importlib
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 from browser_helpers import (  # noqa: E402
-    CHROMIUM_ARGS, EXECUTED, KitLabServer, LabPage, LabServer, code_cells_to_run, copy_course,
+    ARTIFACTS, CHROMIUM_ARGS, EXECUTED, KitLabServer, LabPage, LabServer, code_cells_to_run, copy_course,
     copy_for_launcher, find_chromium, launcher_install_is_current,
     first_exercise, has_widget_output, image_outputs, missing_requirements,
 )
 
 REPO = Path(__file__).resolve().parent.parent
 LESSONS = sorted(path.name for path in (REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-ARTIFACTS = Path(os.environ.get("CNNKIT_BROWSER_ARTIFACTS")
-                 or Path(tempfile.gettempdir()) / "cnnkit-browser")
 RUN_TIMEOUT = float(os.environ.get("CNNKIT_BROWSER_TIMEOUT", "900"))
 WIDGET_LESSONS = ("01_",)  # lessons whose ipywidgets explorer must render and respond
 WIDGET_UPDATE_TIMEOUT = 90  # seconds for the explorer to redraw after a slider step
@@ -72,7 +70,11 @@ pytestmark = [pytest.mark.browser, pytest.mark.skipif(SKIP_REASON is not None, r
 
 
 class BrowserSummary:
-    """Collects one row per notebook and prints them at the end of the pytest run."""
+    """Collects one row per notebook into ``ARTIFACTS/timings.json``.
+
+    The repository's conftest.py prints them at the end of the pytest run, also when the
+    test ran in a worker process of pytest-xdist (``./kit test`` runs two).
+    """
 
     def __init__(self):
         self.rows: list[dict] = []
@@ -81,18 +83,6 @@ class BrowserSummary:
         self.rows.append(row)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         (ARTIFACTS / "timings.json").write_text(json.dumps(self.rows, indent=1))
-
-    def pytest_terminal_summary(self, terminalreporter):
-        if not self.rows:
-            return
-        write = terminalreporter.write_line
-        terminalreporter.write_sep("-", "browser: JupyterLab in headless Chromium")
-        for row in self.rows:
-            write(f"{row['notebook']:<34} open->idle {row.get('open_to_idle_s', float('nan')):7.1f} s  "
-                  f"(kernel ready {row.get('kernel_ready_s', float('nan')):5.1f} s)  "
-                  f"images {row.get('images_shown', 0)}/{row.get('images_produced', 0)}  "
-                  f"{row.get('widget', '')}  {'ok' if row.get('ok') else 'FAILED'}")
-        write(f"screenshots and timings: {ARTIFACTS}")
 
 
 @pytest.fixture(scope="module")

@@ -59,18 +59,6 @@ TARGETS = {"quick": (0.85, 1.0), "good": (0.90, 5.0), "best": (0.93, 10.0)}  # (
 FAST_TRAIN, FAST_TEST = 2000, 500  # images kept with --fast (as python -m cnnkit.train --fast)
 
 
-def describe_portably(dataset, data_dir=None) -> str:
-    """``dataset.describe()`` without this machine's folders: ``--data-dir`` becomes ``<data-dir>``, and
-    ``$CNNKIT_DATA_DIR`` and the home folder are named as :func:`cnnkit.env.portable_paths` names them."""
-    text = dataset.describe()
-    if data_dir:
-        given = os.path.expanduser(str(data_dir)).rstrip(os.sep)
-        for form in sorted({given, os.path.abspath(given), os.path.realpath(given)}, key=len, reverse=True):
-            if form and form != os.sep:
-                text = text.replace(form, "<data-dir>")
-    return portable_paths(text)
-
-
 def _load() -> list[float]:
     return [round(v, 2) for v in os.getloadavg()]
 
@@ -342,7 +330,7 @@ def main(argv=None) -> int:
         "results": results,
         "machine": {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "platform": platform.platform()},
         "versions": {"python": sys.version.split()[0], "tensorflow": tf.__version__, "keras": keras.__version__},
-        "dataset": describe_portably(dataset, args.data_dir),
+        "dataset": portable_paths(dataset.describe(), args.data_dir),
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
         "note": "wall times are inflated when other processes share the CPU; compare within one run",
     }

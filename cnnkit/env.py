@@ -218,17 +218,18 @@ def setup(seed: int = 0, *, tensorflow: bool = True, verbose: bool = True) -> di
     return versions
 
 
-def portable_paths(text: str) -> str:
-    """``text`` with this machine's folders written portably, for output saved in a notebook.
+def portable_paths(text: str, data_dir: str | None = None) -> str:
+    """``text`` with this machine's folders written portably, for output saved in a notebook or a record.
 
-    The folder named by ``$CNNKIT_DATA_DIR`` becomes ``$CNNKIT_DATA_DIR`` and the home
-    folder ``~``, so ``dataset: cifar10 (/data/me/cifar-10-batches-py)`` is saved as
+    The data folder (``data_dir``, as a script's ``--data-dir`` names it; default
+    ``$CNNKIT_DATA_DIR``) becomes ``$CNNKIT_DATA_DIR`` and the home folder ``~``, so
+    ``dataset: cifar10 (/data/me/cifar-10-batches-py)`` is saved as
     ``dataset: cifar10 ($CNNKIT_DATA_DIR/cifar-10-batches-py)``.
     """
     if not isinstance(text, str):
         raise ValueError(f"text must be a str, got {type(text).__name__}")
     replacements = []
-    data_dir = os.environ.get("CNNKIT_DATA_DIR", "").strip()
+    data_dir = str(data_dir or os.environ.get("CNNKIT_DATA_DIR", "")).strip()
     if data_dir:
         given = os.path.expanduser(data_dir).rstrip(os.sep)
         for form in {given, os.path.realpath(given), os.path.abspath(given)}:

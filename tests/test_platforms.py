@@ -373,6 +373,14 @@ def test_portable_paths_hide_the_data_folder_and_home(monkeypatch, tmp_path):
                                     f" | other {str(tmp_path).replace(home, '~', 1)}x")
     with pytest.raises(ValueError, match="text must be a str, got bytes"):
         portable_paths(b"x")
+    # a folder a script was given (--data-dir) is named the same way, whatever $CNNKIT_DATA_DIR says
+    folder = tmp_path / "cifar"
+    folder.mkdir()
+    for given in (str(folder), f"{folder}/", str(tmp_path / "." / "cifar")):
+        assert portable_paths(f"dataset: cifar10 ({folder}/cifar-10-batches-py)", given) == (
+            "dataset: cifar10 ($CNNKIT_DATA_DIR/cifar-10-batches-py)")
+    monkeypatch.delenv("CNNKIT_DATA_DIR")
+    assert portable_paths(f"({folder}/x)") == f"({str(folder).replace(home, '~', 1)}/x)"  # no data folder named
 
 
 # --------------------------------------------------------------------------- the photograph, without scikit-image

@@ -26,7 +26,8 @@ tf = import_tensorflow()  # quiet: TensorFlow's C++ start-up banner hidden
 
 PREPROCESS = ("raw", "scale")
 
-__all__ = ["PREPROCESS", "random_flip", "alternating_flip", "random_translate", "batches", "make_dataset"]
+__all__ = ["PREPROCESS", "random_flip", "alternating_flip", "random_translate", "random_crop", "batches",
+           "make_dataset"]
 
 
 def _preprocess_fn(preprocess):
@@ -78,9 +79,26 @@ def random_translate(images, pad: int, seed):
     return tf.gather(out, cols, axis=2, batch_dims=1)
 
 
+def random_crop(images, size: int, seed):
+    """A random ``size`` x ``size`` window of each image of a batch (B, H, W, C): (B, size, size, C).
+
+    Each image gets its own offset (dy, dx), uniform in 0..H-size and 0..W-size (stateless
+    ``seed``, shape (2,)); nothing is padded, so every pixel of a crop is a pixel of its image
+    at its own scale. Works on any dtype, so the batch can stay uint8.
+    """
+    shape = tf.shape(images)
+    high = tf.stack([shape[1], shape[2]]) - size + 1
+    offsets = tf.cast(tf.random.stateless_uniform([shape[0], 2], seed=seed) * tf.cast(high, tf.float32), tf.int32)
+    offsets = tf.minimum(offsets, high - 1)
+    rows = offsets[:, :1] + tf.range(size)[None, :]
+    cols = offsets[:, 1:] + tf.range(size)[None, :]
+    out = tf.gather(images, rows, axis=1, batch_dims=1)
+    return tf.gather(out, cols, axis=2, batch_dims=1)
+
+
 def batches(x, labels, *, batch_size: int, preprocess, shuffle: bool = False, seed: int = 0,
             flip: bool = False, translate: int = 0, drop_remainder: bool = False, repeat: bool = False,
-            one_hot: int | None = None, alternate: bool = False):
+            one_hot: int | None = None, alternate: bool = False, crop: int = 0, crop_batches: int = 0):
     """A ``tf.data.Dataset`` of ``(preprocess(float32 images (B, H, W, C)), labels (B,))``.
 
     ``x`` (N, H, W, C) and ``labels`` (N,) integer arrays, already validated by the caller.
@@ -93,6 +111,9 @@ def batches(x, labels, *, batch_size: int, preprocess, shuffle: bool = False, se
     ``steps_per_epoch``; one iterator then serves the whole run). ``alternate`` (with ``flip``
     and ``repeat``): :func:`alternating_flip` instead of independent coins, each image's first
     coin drawn from ``seed``; the epoch is counted from the batch's position in the stream.
+    ``crop`` c > 0 with ``crop_batches`` n > 0: the first n batches of the stream are
+    :func:`random_crop` windows of c x c pixels (after the flip, in place of the shift), the
+    rest full-size images as above; the batches' shape then leaves H and W open.
     """
     fn = _preprocess_fn(preprocess)
     label_tensor = tf.constant(np.asarray(labels).astype(np.int32))
@@ -104,10 +125,15 @@ def batches(x, labels, *, batch_size: int, preprocess, shuffle: bool = False, se
     if alternate and not (flip and repeat):
         raise ValueError(f"alternate=True mirrors each image every other epoch: it needs flip=True and repeat=True "
                          f"(one stream that counts its epochs), got flip={flip!r}, repeat={repeat!r}")
+    if bool(crop) != bool(crop_batches):
+        raise ValueError(f"crop and crop_batches go together (a crop size and how many batches it lasts), got "
+                         f"crop={crop!r}, crop_batches={crop_batches!r}")
+    if crop and not crop < min(x.shape[1:3]):
+        raise ValueError(f"crop={crop} must be smaller than the images ({x.shape[1]}x{x.shape[2]})")
     per_epoch = n // batch_size if drop_remainder else -(-n // batch_size)
     if repeat:
         indices = indices.repeat()
-    augment = bool(flip or translate)
+    augment = bool(flip or translate or crop)
     if augment:
         stream = tf.data.Dataset.zip((indices, tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True),
                                       tf.data.Dataset.range(2**62)))
@@ -130,8 +156,16 @@ def batches(x, labels, *, batch_size: int, preprocess, shuffle: bool = False, se
                 batch = alternating_flip(batch, tf.gather(first_flips, idx), position // max(per_epoch, 1))
             elif flip:
                 batch = random_flip(batch, key)
-            if translate:
-                batch = random_translate(batch, int(translate), key + 1)
+            flipped = batch
+
+            def shifted():
+                return random_translate(flipped, int(translate), key + 1) if translate else flipped
+
+            if crop:  # a crop in the first crop_batches batches, the full (shifted) image after them
+                batch = tf.cond(position < crop_batches, lambda: random_crop(flipped, int(crop), key + 2), shifted)
+                batch.set_shape((None, None, None, x.shape[-1]))
+            else:
+                batch = shifted()
         target = tf.gather(label_tensor, idx)
         if one_hot:
             target = tf.one_hot(target, one_hot)

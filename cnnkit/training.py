@@ -66,7 +66,7 @@ __all__ = [
 
 def make_pipeline(x, y, *, mean, std, batch_size: int = 256, num_classes: int = 10, training: bool = False,
                   flip: bool = False, translate: int = 0, seed: int = 0, one_hot: bool = True,
-                  repeat: bool = False, alternate_flip: bool = False):
+                  repeat: bool = False, alternate_flip: bool = False, crop: int = 0, crop_batches: int = 0):
     """A ``tf.data.Dataset`` of ``(z, labels)`` batches built from uint8 images (:func:`cnnkit.pipeline.batches`).
 
     ``x``: uint8 (N, H, W, C), kept as it is (never converted to float as a whole).
@@ -80,6 +80,8 @@ def make_pipeline(x, y, *, mean, std, batch_size: int = 256, num_classes: int = 
     a fresh one every epoch stalled training on CPU for over ten seconds at some epochs).
     ``alternate_flip`` (training with ``flip`` and ``repeat``): each image mirrored in every other
     epoch (:func:`cnnkit.pipeline.alternating_flip`).
+    ``crop`` c with ``crop_batches`` n (training only): the first n batches are random c x c
+    crops of the flipped images instead of shifted full images (:func:`cnnkit.pipeline.random_crop`).
     """
     x = _check_images(x)
     y = np.asarray(y)
@@ -93,13 +95,16 @@ def make_pipeline(x, y, *, mean, std, batch_size: int = 256, num_classes: int = 
         (training, "training"), (flip, "flip"), (one_hot, "one_hot"), (repeat, "repeat"),
         (alternate_flip, "alternate_flip")))
     translate = integer(translate, "translate (pixels)", minimum=0, maximum=min(x.shape[1:3]) - 1)
+    crop = integer(crop, "crop (pixels)", minimum=0, maximum=min(x.shape[1:3]) - 1)
+    crop_batches = non_negative_int(crop_batches, "crop_batches")
     seed = non_negative_int(seed, "seed")
     mean_t, std_t = tf.constant(mean), tf.constant(std)
     return batches(x, y, batch_size=int(batch_size), preprocess=lambda b: (b - mean_t) / std_t,
                    shuffle=training, seed=int(seed), flip=training and flip,
                    translate=int(translate) if training else 0,
                    drop_remainder=training and x.shape[0] >= batch_size, repeat=repeat,
-                   one_hot=int(num_classes) if one_hot else None, alternate=training and alternate_flip)
+                   one_hot=int(num_classes) if one_hot else None, alternate=training and alternate_flip,
+                   crop=int(crop) if training else 0, crop_batches=int(crop_batches) if training else 0)
 
 
 # --------------------------------------------------------------------------- optimiser
@@ -170,7 +175,8 @@ def fit_recipe(recipe, data: PreparedData, *, epochs: int | None = None, callbac
 
     The timed part covers everything that depends on the training data: the whitening
     kernel, building and compiling the model, and ``model.fit``. ``epochs`` overrides the
-    recipe's epoch count (the schedule is stretched to it). With a ``patience`` > 0, early
+    recipe's epoch count (the schedule is stretched to it, and the recipe's share of epochs on
+    crops with it, the last epoch always on full-size images). With a ``patience`` > 0, early
     stopping watches the validation accuracy and the best epoch's weights come back; when
     ``checkpoint_path`` is given, the best model is also saved there as ``.keras`` each time
     the validation accuracy improves. With ``patience=0`` every epoch of the schedule runs,
@@ -202,15 +208,19 @@ def fit_recipe(recipe, data: PreparedData, *, epochs: int | None = None, callbac
     if recipe.whiten_patch:
         kernel = patch_whitening_kernel(data.x_train, data.mean, data.std, recipe.whiten_patch, seed=recipe.seed)
     batch = min(recipe.batch_size * replicas, data.x_train.shape[0])
+    # crop epochs stretched with the schedule, always leaving the last epoch on full-size images
+    crop_epochs = min(round(recipe.crop_epochs * epochs / recipe.epochs), epochs - 1)
     steps = data.x_train.shape[0] // batch
     with strategy.scope():
-        model = build_model(recipe, whitening_kernel=kernel, input_shape=data.x_train.shape[1:],
+        shape = (None, None, data.x_train.shape[-1]) if recipe.crop else data.x_train.shape[1:]  # crops, then full
+        model = build_model(recipe, whitening_kernel=kernel, input_shape=shape,
                             num_classes=data.num_classes, seed=recipe.seed, precision=precision)
         compile_model(model, recipe, steps, epochs, replicas)
     train = make_pipeline(data.x_train, data.y_train, mean=data.mean, std=data.std, batch_size=batch,
                           num_classes=data.num_classes, training=True, flip=recipe.flip,
                           translate=recipe.translate, seed=recipe.seed, repeat=True,
-                          alternate_flip=recipe.alternate_flip)
+                          alternate_flip=recipe.alternate_flip, crop=recipe.crop if crop_epochs else 0,
+                          crop_batches=crop_epochs * steps)
     val = None
     if data.x_val.shape[0]:
         val = make_pipeline(data.x_val, data.y_val, mean=data.mean, std=data.std, batch_size=1000,

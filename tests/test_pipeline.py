@@ -76,6 +76,38 @@ def test_alternating_flips_mirror_each_image_every_other_epoch():
         pipeline.batches(x, y, batch_size=4, preprocess="raw", flip=True, alternate=True)
 
 
+def test_random_crops_are_windows_of_their_images_for_the_first_batches_only():
+    x = np.arange(6 * 8 * 8 * 1, dtype=np.uint8).reshape(6, 8, 8, 1)  # every pixel value distinct
+    y = np.arange(6)
+    stream = pipeline.batches(x, y, batch_size=3, preprocess="raw", shuffle=True, seed=4, flip=True, translate=1,
+                              drop_remainder=True, repeat=True, crop=5, crop_batches=3)
+    offsets = set()
+    for step, (images, labels) in enumerate(stream.take(5)):
+        images = images.numpy()
+        assert images.shape == ((3, 5, 5, 1) if step < 3 else (3, 8, 8, 1))
+        if step >= 3:
+            continue
+        for image, label in zip(images, labels.numpy()):
+            windows = {(dy, dx, mirrored): (x[label, ::1, ::-1] if mirrored else x[label])[dy:dy + 5, dx:dx + 5]
+                       for dy in range(4) for dx in range(4) for mirrored in (False, True)}
+            found = [key for key, window in windows.items() if np.array_equal(image, window)]
+            assert len(found) == 1  # one window of the image (or of its mirror image), at its own scale
+            offsets.add(found[0][:2])
+    assert len(offsets) > 3  # the offsets vary from image to image
+    def first_batches(seed):
+        return [b[0].numpy() for b in pipeline.batches(x, y, batch_size=3, preprocess="raw", shuffle=True, seed=seed,
+                                                       flip=True, drop_remainder=True, repeat=True, crop=5,
+                                                       crop_batches=3).take(3)]
+
+    for got, want in zip(first_batches(4), first_batches(4)):
+        np.testing.assert_array_equal(got, want)  # seeded
+    assert any(not np.array_equal(a, b) for a, b in zip(first_batches(4), first_batches(5)))
+    with pytest.raises(ValueError, match=r"crop and crop_batches go together .* crop=5, crop_batches=0"):
+        pipeline.batches(x, y, batch_size=3, preprocess="raw", crop=5)
+    with pytest.raises(ValueError, match=r"crop=8 must be smaller than the images \(8x8\)"):
+        pipeline.batches(x, y, batch_size=3, preprocess="raw", crop=8, crop_batches=1)
+
+
 @pytest.mark.parametrize("kwargs, error, message", [
     ({"x": np.zeros((4, 8, 8)), "y": np.zeros(4)}, ValueError, "x must have rank 4"),
     ({"x": np.zeros((4, 8, 8, 3)), "y": np.zeros(3)}, ValueError, r"y must have shape \(4,\)"),

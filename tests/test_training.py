@@ -71,6 +71,9 @@ def test_recipes_are_frozen_complete_and_json_ready():
     ({"bn_weight_decay": None}, "bn_weight_decay"),
     ({"flip": False, "alternate_flip": True}, "alternate_flip=True needs flip=True"),
     ({"alternate_flip": "yes"}, "alternate_flip"),
+    ({"crop": 24}, r"crop and crop_epochs go together .* crop=24, crop_epochs=0"),
+    ({"crop_epochs": 2}, r"crop and crop_epochs go together"), ({"crop": -1, "crop_epochs": 1}, "crop"),
+    ({"crop": 24, "crop_epochs": 6}, r"crop_epochs=6 must leave at least one of the 6 epochs on full-size images"),
 ])
 def test_recipe_rejects_bad_values_naming_them(change, message):
     with pytest.raises((ValueError, TypeError), match=message):
@@ -152,6 +155,34 @@ def test_fit_recipe_without_a_validation_split_trains_on_every_image(tf, tmp_pat
         np.testing.assert_array_equal(got, want)
     with pytest.raises(ValueError, match=r"patience=4 needs a validation split .* val_fraction=0"):
         T.fit_recipe(recipe.replace(patience=4, val_fraction=0.5), data)
+
+
+def test_fit_recipe_trains_its_first_epochs_on_crops_then_on_full_images(tf, monkeypatch):
+    from cnnkit.data import load_dataset
+
+    data = T.prepare_data(load_dataset("offline"), val_fraction=0.2, train_size=50, test_size=20)
+    recipe = T.RECIPES["quick"].replace(widths=(4,), residual=(False,), batch_size=10, epochs=4, patience=0,
+                                        crop=20, crop_epochs=2)
+    seen = []
+    real_fit = T.fit
+
+    def spy(model, train, val, **kwargs):  # record the image size of every batch the run draws
+        steps = kwargs["steps_per_epoch"] * kwargs["epochs"]
+        seen.extend(tuple(images.shape[1:3]) for images, _ in train.take(steps))
+        return real_fit(model, train, val, **kwargs)
+
+    monkeypatch.setattr(T, "fit", spy)
+    result = T.fit_recipe(recipe, data)
+    assert result.steps_per_epoch == 4
+    assert seen == [(20, 20)] * 8 + [(32, 32)] * 8  # two epochs of 20 x 20 crops, then two of full images
+    assert result.model.input_shape == (None, None, None, 3)
+    assert T.evaluate(result.model, data).probabilities.shape == (20, 10)  # tested on full-size images
+    seen.clear()
+    T.fit_recipe(recipe, data, epochs=2)  # the crop epochs shrink with the schedule, the last stays full-size
+    assert seen == [(20, 20)] * 4 + [(32, 32)] * 4
+    seen.clear()
+    T.fit_recipe(recipe, data, epochs=1)
+    assert seen == [(32, 32)] * 4
 
 
 # --------------------------------------------------------------------------- pipeline

@@ -199,3 +199,23 @@ def test_kit_installs_the_extras_each_command_needs():
     assert {"lab", "grade", "test"} <= set(optional)
     assert any(Requirement(r).name == "cnnkit" and {"lab", "grade"} <= Requirement(r).extras
                for r in optional["test"]), "[test] must bring in [lab] and [grade]"
+
+
+def test_the_slowest_test_files_are_handed_out_first():
+    """./kit test keeps the collection order, and the root conftest.py puts the slowest files first."""
+    import importlib.util
+    from types import SimpleNamespace
+
+    spec = importlib.util.spec_from_file_location("root_conftest", ROOT / "conftest.py")
+    conftest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conftest)
+    missing = [path for path in conftest.SLOWEST_FIRST if not (ROOT / path).is_file()]
+    assert not missing, f"SLOWEST_FIRST names files that are gone: {missing}"
+    names = ["tests/test_a.py::one", "tests/test_devices.py::x", "tests/test_a.py::two", "tests/test_browser.py::y",
+             "tests/test_devices.py::z", "notebooks/01.ipynb::Cell 0"]
+    items = [SimpleNamespace(nodeid=name) for name in names]
+    conftest.pytest_collection_modifyitems(None, items)
+    assert [item.nodeid for item in items] == [
+        "tests/test_browser.py::y", "tests/test_devices.py::x", "tests/test_devices.py::z",
+        "tests/test_a.py::one", "tests/test_a.py::two", "notebooks/01.ipynb::Cell 0"]
+    assert re.search(r"pytest -n \S+ --dist loadfile --no-loadscope-reorder", (ROOT / "kit").read_text())

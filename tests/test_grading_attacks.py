@@ -7,7 +7,6 @@ marks), the run uses two jobs, and afterwards no process of the sandbox users
 is left, the kit's files are unchanged, and the outputs stay as the grader
 wrote them.
 """
-import fcntl
 import hashlib
 import json
 import os
@@ -217,13 +216,9 @@ def _idle_slots(count: int = 8) -> dict[int, int]:
     for slot in range(count):
         if not _exists(f"{sandbox.USER_PREFIX}{slot}"):
             continue
-        fd = os.open(sandbox.LOCK_DIR / f"cnnkit-grade-{slot}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            continue
-        held[slot] = fd
+        fd = sandbox.lock_slot(slot)
+        if fd is not None:
+            held[slot] = fd
     return held
 
 

@@ -79,16 +79,24 @@ MAX_SLOTS = 64
 LOCK_DIR = Path("/run/lock") if Path("/run/lock").is_dir() else Path(tempfile.gettempdir())
 
 
+def lock_slot(slot: int) -> int | None:
+    """Lock job slot ``slot`` without waiting: its lock file's descriptor, or None if a grader holds it."""
+    fd = os.open(LOCK_DIR / f"cnnkit-grade-{slot}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
 def claim_slot(claimed: dict[int, int]) -> int:
     """Lock a job slot no other grader on this machine holds (its user's processes are ours to kill)."""
     for slot in range(MAX_SLOTS):
         if slot in claimed:
             continue
-        fd = os.open(LOCK_DIR / f"cnnkit-grade-{slot}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
+        fd = lock_slot(slot)
+        if fd is None:
             continue
         claimed[slot] = fd
         kill_all(slot_user(slot).pw_uid)   # whatever a crashed grader left behind

@@ -61,11 +61,26 @@ def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
 
 
 def _gpu_capabilities() -> list[tuple[int, int]]:
-    """Compute capabilities (major, minor) of the GPUs TensorFlow sees (imports TensorFlow)."""
+    """Compute capabilities (major, minor) of the GPUs TensorFlow sees (imports TensorFlow).
+
+    Without TensorFlow, under ``KERAS_BACKEND=jax``, the GPUs JAX sees.
+    """
     from cnnkit.env import import_tensorflow
 
     tf = import_tensorflow()
     found = []
+    if tf is None:
+        try:
+            import jax
+
+            gpus = jax.devices("gpu")
+        except (ImportError, RuntimeError):  # another backend, or a JAX without a GPU
+            return found
+        for gpu in gpus:
+            capability = str(getattr(gpu, "compute_capability", "") or "")
+            if capability:
+                found.append(tuple(int(v) for v in capability.split(".")[:2]))
+        return found
     for gpu in tf.config.list_physical_devices("GPU"):
         capability = tf.config.experimental.get_device_details(gpu).get("compute_capability")
         if capability:

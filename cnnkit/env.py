@@ -111,15 +111,31 @@ def _stderr_silenced():
         os.close(saved)
 
 
+def keras_backend() -> str:
+    """The backend Keras will run on: ``KERAS_BACKEND`` if set, else ``"tensorflow"`` (the kit's own)."""
+    return os.environ.get("KERAS_BACKEND", "").strip() or "tensorflow"
+
+
 def import_tensorflow():
-    """Import TensorFlow with its C++ start-up banner hidden; return the module."""
+    """Import TensorFlow with its C++ start-up banner hidden; return the module.
+
+    Under another Keras backend (``KERAS_BACKEND=jax`` on a machine without TensorFlow,
+    as ``benchmarks/capstone_gpu.py`` runs), a missing TensorFlow returns ``None``: the
+    model, optimiser, schedule and evaluation work on any backend; the ``tf.data``
+    pipelines and :func:`cnnkit.training.fit_recipe` need TensorFlow.
+    """
     quiet_tensorflow()
     import sys
 
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
-    with _stderr_silenced():
-        import tensorflow as tf
+    try:
+        with _stderr_silenced():
+            import tensorflow as tf
+    except ModuleNotFoundError:
+        if keras_backend() == "tensorflow":
+            raise
+        return None
     tf.get_logger().setLevel("ERROR")
     return tf
 

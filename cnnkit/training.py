@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cnnkit._validate import boolean, integer, non_negative_int, positive_int
-from cnnkit.env import import_tensorflow
+from cnnkit.env import import_tensorflow, keras_backend
 from cnnkit.experiments import compile_for_training, fit
 from cnnkit.pipeline import batches, random_flip, random_translate
 from cnnkit.recipes import RECIPES, Recipe, get_recipe
@@ -143,7 +143,8 @@ def compile_model(model, recipe, steps_per_epoch: int, epochs: int | None = None
         optimizer=optimizer,
         loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=recipe.label_smoothing),
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
-        jit_compile=False,  # XLA made these models 2-4x slower on CPU (measured)
+        # XLA made these models 2-4x slower on CPU under TensorFlow (measured); JAX runs only compiled steps
+        jit_compile=keras_backend() != "tensorflow",
     )
     return model
 
@@ -197,6 +198,10 @@ def fit_recipe(recipe, data: PreparedData, *, epochs: int | None = None, callbac
 
     recipe = get_recipe(recipe)
     epochs = positive_int(epochs if epochs is not None else recipe.epochs, "epochs")
+    if tf is None:
+        raise RuntimeError(f"fit_recipe needs TensorFlow (its tf.data pipeline and tf.distribute strategy), which is "
+                           f"not installed here (KERAS_BACKEND={keras_backend()!r}): install it, or train on this "
+                           "backend as benchmarks/capstone_jax.py does")
     strategy = make_strategy() if strategy is None else strategy
     if not isinstance(strategy, tf.distribute.Strategy):
         raise TypeError(f"strategy must be a tf.distribute.Strategy, got {type(strategy).__name__}")
@@ -267,6 +272,11 @@ def load_model(path):
     return keras.saving.load_model(os.fspath(path))
 
 
+def _softmax(logits) -> np.ndarray:
+    """Softmax over the last axis of a batch of logits (B, K), as numpy, on any Keras backend."""
+    return keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1))
+
+
 def _probabilities(model, x, mean, std, batch_size: int, translate: int = 0):
     """(plain, augmented) class probabilities, each (N, K), computed batch by batch.
 
@@ -281,7 +291,7 @@ def _probabilities(model, x, mean, std, batch_size: int, translate: int = 0):
     h, w = x.shape[1:3]
 
     def soft(z):
-        return tf.nn.softmax(model(z, training=False), axis=-1).numpy()
+        return _softmax(model(z, training=False))
 
     def pair(z):  # mean probability of a view and its mirror image
         return 0.5 * (soft(z) + soft(z[:, :, ::-1]))
@@ -317,8 +327,8 @@ def predict_proba(model, x, mean, std, *, tta: bool = False, tta_translate: int 
     x = _check_images(x)
     batch_size = positive_int(batch_size, "batch_size")
     mean, std = _check_statistics(mean, std, x.shape[-1])
-    out = [tf.nn.softmax(model((x[s:s + batch_size].astype(np.float32) - mean) / std, training=False),
-                         axis=-1).numpy() for s in range(0, x.shape[0], batch_size)]
+    out = [_softmax(model((x[s:s + batch_size].astype(np.float32) - mean) / std, training=False))
+           for s in range(0, x.shape[0], batch_size)]
     return np.concatenate(out).astype(np.float64)
 
 

@@ -109,8 +109,7 @@ def run_recipe(recipe, dataset, epochs: int | None = None) -> dict:
 
     from cnnkit.devices import resolve_precision
     from cnnkit.experiments import fit
-    from cnnkit.resnet9 import build_model, patch_whitening_kernel
-    from cnnkit.training import compile_model, evaluate, get_recipe, prepare_data
+    from cnnkit.training import evaluate, get_recipe, prepare_data, recipe_model
 
     recipe = get_recipe(recipe)
     used = [field for field in UNSUPPORTED if getattr(recipe, field)]
@@ -121,15 +120,9 @@ def run_recipe(recipe, dataset, epochs: int | None = None) -> dict:
     precision = resolve_precision(recipe.precision)
     load_before = _load()
     start, cpu_start = time.perf_counter(), time.process_time()
-    keras.utils.set_random_seed(recipe.seed)
-    kernel = None
-    if recipe.whiten_patch:
-        kernel = patch_whitening_kernel(data.x_train, data.mean, data.std, recipe.whiten_patch, seed=recipe.seed)
     batch = min(recipe.batch_size, data.x_train.shape[0])
     steps = data.x_train.shape[0] // batch
-    model = build_model(recipe, whitening_kernel=kernel, input_shape=data.x_train.shape[1:],
-                        num_classes=data.num_classes, seed=recipe.seed, precision=precision)
-    compile_model(model, recipe, steps, epochs)
+    model = recipe_model(recipe, data, steps, epochs, precision=precision)
     train = stream(data.x_train, data.y_train, data.mean, data.std, batch=batch, steps=steps, epochs=epochs,
                    flip=recipe.flip, translate=recipe.translate, num_classes=data.num_classes, seed=recipe.seed)
     val = None
@@ -200,15 +193,15 @@ def main(argv=None) -> int:
             runs += [(name, changes) for changes in variants]
     import keras
 
-    from cnnkit.data import Dataset, load_dataset
+    from cnnkit.data import Dataset, load_dataset, stratified_subset
     from cnnkit.env import seed_everything
 
     seed_everything(0, tensorflow=False)
     dataset = load_dataset(args.dataset, args.data_dir, download=False)
     epochs = None
-    if args.fast:
-        dataset = Dataset(dataset.name, dataset.x_train[:FAST_TRAIN], dataset.y_train[:FAST_TRAIN],
-                          dataset.x_test[:FAST_TEST], dataset.y_test[:FAST_TEST], dataset.class_names,
+    if args.fast:  # stratified subsets, every class kept
+        dataset = Dataset(dataset.name, *stratified_subset(dataset.x_train, dataset.y_train, FAST_TRAIN),
+                          *stratified_subset(dataset.x_test, dataset.y_test, FAST_TEST), dataset.class_names,
                           dataset.source)
         epochs = 1
     print(dataset.describe(), "|", ", ".join(accelerators()), flush=True)

@@ -120,7 +120,7 @@ def import_tensorflow():
     """Import TensorFlow with its C++ start-up banner hidden; return the module.
 
     Under another Keras backend (``KERAS_BACKEND=jax`` on a machine without TensorFlow,
-    as ``benchmarks/capstone_gpu.py`` runs), a missing TensorFlow returns ``None``: the
+    as ``benchmarks/capstone_jax.py`` runs), a missing TensorFlow returns ``None``: the
     model, optimiser, schedule and evaluation work on any backend; the ``tf.data``
     pipelines and :func:`cnnkit.training.fit_recipe` need TensorFlow.
     """

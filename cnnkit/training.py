@@ -56,7 +56,7 @@ __all__ = [
     "Recipe", "RECIPES", "get_recipe", "PreparedData", "prepare_data", "channel_statistics",
     "random_flip", "random_translate", "make_pipeline", "patch_whitening_kernel",
     "resnet9_block", "build_model", "partial_identity", "WarmupDecay", "make_optimizer", "compile_model",
-    "fit_recipe", "FitResult", "predict_proba", "per_class_accuracy", "confusion_counts",
+    "fit_recipe", "recipe_model", "FitResult", "predict_proba", "per_class_accuracy", "confusion_counts",
     "most_confident_mistakes", "evaluate", "Evaluation", "load_model", "recipe_schedule",
 ]
 
@@ -152,6 +152,20 @@ def compile_model(model, recipe, steps_per_epoch: int, epochs: int | None = None
 # --------------------------------------------------------------------------- training
 
 
+def recipe_model(recipe, data: PreparedData, steps_per_epoch: int, epochs: int, *, replicas: int = 1,
+                 precision: str = "float32"):
+    """The recipe's compiled model (:func:`fit_recipe` builds it; a ``tf.distribute`` strategy's scope around it).
+
+    Seeded; whitening kernel from the training split; input (None, None, C) with crops, else (H, W, C)."""
+    keras.utils.set_random_seed(recipe.seed)
+    kernel = (patch_whitening_kernel(data.x_train, data.mean, data.std, recipe.whiten_patch, seed=recipe.seed)
+              if recipe.whiten_patch else None)
+    shape = (None, None, data.x_train.shape[-1]) if recipe.crop else data.x_train.shape[1:]  # crops, then full
+    model = build_model(recipe, whitening_kernel=kernel, input_shape=shape, num_classes=data.num_classes,
+                        seed=recipe.seed, precision=precision)
+    return compile_model(model, recipe, steps_per_epoch, epochs, replicas)
+
+
 @dataclass
 class FitResult:
     """What :func:`fit_recipe` returns: the model (best validation weights), its history and timings."""
@@ -199,28 +213,20 @@ def fit_recipe(recipe, data: PreparedData, *, epochs: int | None = None, callbac
     recipe = get_recipe(recipe)
     epochs = positive_int(epochs if epochs is not None else recipe.epochs, "epochs")
     if tf is None:
-        raise RuntimeError(f"fit_recipe needs TensorFlow (its tf.data pipeline and tf.distribute strategy), which is "
-                           f"not installed here (KERAS_BACKEND={keras_backend()!r}): install it, or train on this "
-                           "backend as benchmarks/capstone_jax.py does")
+        raise RuntimeError("fit_recipe needs TensorFlow (its tf.data pipeline, tf.distribute), not installed here "
+                           f"(KERAS_BACKEND={keras_backend()!r}): install it, or train as benchmarks/capstone_jax.py does")
     strategy = make_strategy() if strategy is None else strategy
     if not isinstance(strategy, tf.distribute.Strategy):
         raise TypeError(f"strategy must be a tf.distribute.Strategy, got {type(strategy).__name__}")
     replicas = replica_count(strategy)
     precision = resolve_precision(recipe.precision)
     start, cpu_start = time.perf_counter(), time.process_time()
-    keras.utils.set_random_seed(recipe.seed)
-    kernel = None
-    if recipe.whiten_patch:
-        kernel = patch_whitening_kernel(data.x_train, data.mean, data.std, recipe.whiten_patch, seed=recipe.seed)
     batch = min(recipe.batch_size * replicas, data.x_train.shape[0])
     # crop epochs stretched with the schedule, always leaving the last epoch on full-size images
     crop_epochs = min(round(recipe.crop_epochs * epochs / recipe.epochs), epochs - 1)
     steps = data.x_train.shape[0] // batch
     with strategy.scope():
-        shape = (None, None, data.x_train.shape[-1]) if recipe.crop else data.x_train.shape[1:]  # crops, then full
-        model = build_model(recipe, whitening_kernel=kernel, input_shape=shape,
-                            num_classes=data.num_classes, seed=recipe.seed, precision=precision)
-        compile_model(model, recipe, steps, epochs, replicas)
+        model = recipe_model(recipe, data, steps, epochs, replicas=replicas, precision=precision)
     train = make_pipeline(data.x_train, data.y_train, mean=data.mean, std=data.std, batch_size=batch,
                           num_classes=data.num_classes, training=True, flip=recipe.flip,
                           translate=recipe.translate, seed=recipe.seed, repeat=True,
